@@ -1,0 +1,47 @@
+"""DeepLabv3+ model options (the model half of the official common.py flags), checked once at build time."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Sequence
+
+from deeplab.backbones import get_spec
+
+
+@dataclasses.dataclass(frozen=True)
+class DeepLabConfig:
+    model_variant: str = "xception_65"
+    num_classes: int = 21
+    output_stride: int = 16
+    atrous_rates: Optional[Sequence[int]] = (6, 12, 18)
+    multi_grid: Optional[Sequence[int]] = None
+    decoder_output_stride: Optional[int] = 4
+    aspp_convs_filters: int = 256
+    decoder_filters: int = 256
+    add_image_level_feature: bool = True
+    weight_decay: float = 4e-5
+    fine_tune_batch_norm: bool = True
+    sync_batch_norm: bool = False
+
+    def __post_init__(self):
+        spec = get_spec(self.model_variant)
+        if self.num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2 (background + one class), got {self.num_classes}")
+        if self.output_stride not in (8, 16, 32):
+            raise ValueError(f"output_stride must be 8, 16 or 32, got {self.output_stride}")
+        if self.output_stride % spec.root_stride:
+            raise ValueError(f"{self.model_variant}: output_stride must be a multiple of {spec.root_stride}")
+        if self.decoder_output_stride is not None:
+            if self.decoder_output_stride not in spec.decoder_end_points:
+                raise ValueError(f"{self.model_variant} has no decoder end point at stride "
+                                 f"{self.decoder_output_stride}; choose from {sorted(spec.decoder_end_points)}")
+            if self.decoder_output_stride >= self.output_stride:
+                raise ValueError(f"decoder_output_stride ({self.decoder_output_stride}) must be below "
+                                 f"output_stride ({self.output_stride})")
+        if self.multi_grid is not None and len(self.multi_grid) != 3:
+            raise ValueError(f"multi_grid needs three rates, got {list(self.multi_grid)}")
+        if self.atrous_rates is not None and any(r < 1 for r in self.atrous_rates):
+            raise ValueError(f"atrous_rates must be positive, got {list(self.atrous_rates)}")
+
+    @property
+    def spec(self):
+        return get_spec(self.model_variant)

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# wss_tf front door. First use creates .venv and installs requirements.txt; later calls reuse it.
+#   ./run.sh            list the commands (the demo joins here once training lands)
+#   ./run.sh test       run the whole test suite (extra args go to pytest)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+VENV="$ROOT/.venv"
+STAMP="$VENV/.requirements.sha256"
+PYTHON_BIN="${PYTHON:-python3}"
+
+ensure_env() {
+  local want
+  want="$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)"
+  if [[ -x "$VENV/bin/python" && -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
+    return
+  fi
+  echo "[run.sh] setting up the environment in $VENV (first use, or requirements.txt changed)..."
+  "$PYTHON_BIN" -m venv "$VENV"
+  local log="$VENV/install.log"
+  if ! { "$VENV/bin/python" -m pip install --upgrade pip &&
+         "$VENV/bin/python" -m pip install -r "$ROOT/requirements.txt"; } >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    echo "[run.sh] installing requirements failed; full log: $log" >&2
+    exit 1
+  fi
+  echo "$want" > "$STAMP"
+  echo "[run.sh] environment ready."
+}
+
+usage() {
+  cat <<'USAGE'
+wss_tf: PseudoSeg (ICLR 2021) in TensorFlow 2 / Keras 3.
+
+  ./run.sh test [pytest args]   run the test suite
+  ./run.sh python ARGS...       run Python inside the project's environment
+  ./run.sh help                 this text
+
+The demo (train the supervised baseline and PseudoSeg on a generated dataset, compare mIoU)
+becomes the default command once training lands.
+USAGE
+}
+
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+cmd="${1:-help}"
+[[ $# -gt 0 ]] && shift
+case "$cmd" in
+  test)
+    ensure_env
+    cd "$ROOT"
+    exec "$VENV/bin/python" -m pytest -q tests "$@"
+    ;;
+  python)
+    ensure_env
+    exec "$VENV/bin/python" "$@"
+    ;;
+  help|-h|--help)
+    usage
+    ;;
+  *)
+    echo "unknown command: $cmd" >&2
+    usage >&2
+    exit 2
+    ;;
+esac
