@@ -48,7 +48,7 @@ case "$cmd" in
   test)
     ensure_env
     cd "$ROOT"
-    exec "$VENV/bin/python" -m pytest -q tests "$@"
+    exec "$VENV/bin/python" -m pytest "$@"
     ;;
   python)
     ensure_env
