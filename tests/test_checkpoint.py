@@ -84,3 +84,36 @@ def test_errors_name_the_problem(tmp_path):
         load_official_checkpoint(resnet, prefix)
     with pytest.raises(FileNotFoundError, match="cannot read a TF checkpoint"):
         load_official_checkpoint(source, str(tmp_path / "missing.ckpt"))
+
+
+FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures" / "official"
+
+
+def _official_variables(variant):
+    rows = {}
+    for line in (FIXTURES / f"{variant}_variables.tsv").read_text().splitlines():
+        name, shape, _, regularized = line.split("\t")
+        rows[name] = (tuple(int(s) for s in shape.split(",")), regularized == "regularized")
+    return rows
+
+
+def _regularized_kernels(layer, found):
+    for sub in getattr(layer, "layers", None) or []:
+        _regularized_kernels(sub, found)
+    if getattr(layer, "kernel_regularizer", None) is not None:
+        found.add(id(layer.kernel))
+    return found
+
+
+@pytest.mark.parametrize("variant", ["xception_65", "resnet_v1_50", "resnet_v1_50_beta", "resnet_v1_101",
+                                     "resnet_v1_101_beta"])
+def test_names_shapes_and_weight_decay_equal_the_official_graph(variant):
+    """The mapping against the variable list of the official graph (see fixtures/official/README.md)."""
+    model = DeepLabV3Plus(DeepLabConfig(variant, num_classes=21))
+    scope = model.spec.scope
+    official = {n: v for n, v in _official_variables(variant).items() if not n.startswith(f"{scope}/logits/")}
+    mapping = official_variable_map(model)
+    assert sorted(mapping) == sorted(official)
+    assert {n: tuple(v.shape) for n, v in mapping.items()} == {n: s for n, (s, _) in official.items()}
+    regularized = _regularized_kernels(model, set())
+    assert {n for n, v in mapping.items() if id(v) in regularized} == {n for n, (_, r) in official.items() if r}

@@ -1,3 +1,5 @@
+import pathlib
+
 import keras
 import numpy as np
 import pytest
@@ -14,9 +16,16 @@ def _symbolic_shapes(model, size):
     return {k: tuple(v.shape) for k, v in outputs.items()}
 
 
+def _official_end_point_shapes(variant):
+    path = pathlib.Path(__file__).parent / "fixtures" / "official" / f"{variant}_end_points.tsv"
+    rows = (line.split("\t") for line in path.read_text().splitlines())
+    return {name.split("/", 1)[1]: tuple(int(s) for s in shape.split(",")) for name, shape in rows}
+
+
 @pytest.mark.parametrize("variant", ["xception_65"] + RESNETS)
 def test_official_shapes_at_513(variant):
     spec = BACKBONES[variant]
+    official = _official_end_point_shapes(variant)  # batch 4, 513x513, output stride 16
     for output_stride, grid in ((16, 33), (8, 65)):
         rates = (6, 12, 18) if output_stride == 16 else (12, 24, 36)
         model = DeepLabV3Plus(DeepLabConfig(variant, num_classes=21, output_stride=output_stride, atrous_rates=rates))
@@ -25,6 +34,9 @@ def test_official_shapes_at_513(variant):
         for key in (15, 16):  # the end points PseudoSeg's CAM and SGC read
             assert shapes[spec.attention_end_points[key]][1:3] == (grid, grid), (variant, output_stride)
         assert shapes[spec.decoder_end_points[4]][1:3] == (129, 129)
+        if output_stride == 16:
+            end_points = {k: v for k, v in shapes.items() if k != "logits"}
+            assert end_points == {k: (1,) + official[k][1:] for k in end_points}
     assert shapes[spec.final_end_point][-1] == 2048
 
 
