@@ -13,11 +13,13 @@ class LogitsModule(tf.Module):
 
     def __init__(self, model):
         super().__init__(name="deeplab_logits")
-        self.model = model
+        # Track the variables, not the Keras model: saving then traces only `serve`, not every layer.
+        self.model_variables = list(model.variables)
+        self._forward = lambda images: model(images, training=False)["logits"]
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
     def serve(self, images):
-        return {"logits": self.model(images, training=False)["logits"]}
+        return {"logits": self._forward(images)}
 
 
 def export_logits(model, export_dir: str) -> str:

@@ -9,3 +9,19 @@ import pytest  # noqa: E402
 @pytest.fixture(autouse=True)
 def _seed():
     keras.utils.set_random_seed(0)
+
+
+@pytest.fixture(scope="session")
+def deeplab_model():
+    """Builds each DeepLab configuration once per session. Tests may change weights, never the structure."""
+    from deeplab import DeepLabConfig, DeepLabV3Plus
+
+    cache = {}
+
+    def get(variant, **options):
+        key = (variant, tuple(sorted(options.items())))
+        if key not in cache:
+            cache[key] = DeepLabV3Plus(DeepLabConfig(variant, **options))
+        return cache[key]
+
+    return get

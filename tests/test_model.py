@@ -23,12 +23,13 @@ def _official_end_point_shapes(variant):
 
 
 @pytest.mark.parametrize("variant", ["xception_65"] + RESNETS)
-def test_official_shapes_at_513(variant):
+def test_official_shapes_at_513(variant, deeplab_model):
     spec = BACKBONES[variant]
     official = _official_end_point_shapes(variant)  # batch 4, 513x513, output stride 16
     for output_stride, grid in ((16, 33), (8, 65)):
         rates = (6, 12, 18) if output_stride == 16 else (12, 24, 36)
-        model = DeepLabV3Plus(DeepLabConfig(variant, num_classes=21, output_stride=output_stride, atrous_rates=rates))
+        options = {} if output_stride == 16 else {"output_stride": 8, "atrous_rates": rates}
+        model = deeplab_model(variant, num_classes=21, **options)
         shapes = _symbolic_shapes(model, 513)
         assert shapes["logits"] == (1, 129, 129, 21)
         for key in (15, 16):  # the end points PseudoSeg's CAM and SGC read

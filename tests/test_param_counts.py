@@ -7,7 +7,6 @@ from c_in to c_out has k*k*c_in*c_out weights, a depthwise conv k*k*c_in, a batc
 """
 import pytest
 
-from deeplab import DeepLabConfig, DeepLabV3Plus
 
 
 def _bn(c):
@@ -61,8 +60,8 @@ def resnet_v1_101_beta_reference(num_classes=21):
 
 @pytest.mark.parametrize("variant, reference", [("xception_65", xception_65_reference),
                                                 ("resnet_v1_101_beta", resnet_v1_101_beta_reference)])
-def test_parameter_count_matches_official_architecture(variant, reference):
-    model = DeepLabV3Plus(DeepLabConfig(variant, num_classes=21))
+def test_parameter_count_matches_official_architecture(variant, reference, deeplab_model):
+    model = deeplab_model(variant, num_classes=21)
     assert model.count_params() == reference(21)
     bn_channels = sum(w.shape[0] for w in model.weights if w.path.endswith("moving_mean"))
     trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
