@@ -93,3 +93,18 @@ def test_config_errors_are_clear():
         DeepLabConfig(output_stride=8, decoder_output_stride=8)
     with pytest.raises(ValueError, match="multi_grid"):
         DeepLabConfig("resnet_v1_101", multi_grid=(1, 2))
+
+
+@pytest.mark.parametrize("variant, backbone_bn", [("xception_tiny", (0.9997, 1e-3)), ("resnet_v1_50", (0.95, 1e-5))])
+def test_batch_norm_decay_and_epsilon_per_part(variant, backbone_bn, deeplab_model):
+    """feature_extractor.py: xception 0.9997/1e-3, resnet 0.95/1e-5; model.py ASPP and decoder 0.9997/1e-5."""
+    from deeplab.layers import BatchNorm
+
+    model = deeplab_model(variant, num_classes=21)
+    scope = model.spec.scope
+    found = {}
+    for layer in model.backbone.layers + model.layers:
+        if isinstance(layer, BatchNorm):
+            part = "backbone" if layer.name.startswith(scope + ".") else "head"
+            found.setdefault(part, set()).add((layer.momentum, layer.epsilon))
+    assert found == {"backbone": {backbone_bn}, "head": {(0.9997, 1e-5)}}
