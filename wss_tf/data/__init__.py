@@ -1,0 +1,1 @@
+"""Data: DeepLab TFRecords, dataset builders, the official augmentation pipelines, a generated dataset."""
