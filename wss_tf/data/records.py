@@ -118,15 +118,25 @@ def write_split(records: Iterable[Record], output_dir: str, split: str, num_shar
     paths = [shard_path(output_dir, split, i, num_shards) for i in range(num_shards)]
     writers = [tf.io.TFRecordWriter(p + ".incomplete") for p in paths]
     progress = Progress(f"writing {split}", total)
+    complete = False
     try:
         for i, record in enumerate(records):
             writers[i % num_shards].write(encode_example(record))
             progress.update()
+        complete = True
     finally:
         for w in writers:
             w.close()
+        if not complete:  # a failed build leaves nothing that `{split}-*` would pick up
+            for p in paths:
+                if tf.io.gfile.exists(p + ".incomplete"):
+                    tf.io.gfile.remove(p + ".incomplete")
     for p in paths:
         tf.io.gfile.rename(p + ".incomplete", p, overwrite=True)
+    # Shards of an earlier build of this split with another shard count would also match `{split}-*`.
+    for stale in tf.io.gfile.glob(os.path.join(output_dir, f"{split}-?????-of-?????.tfrecord")):
+        if os.path.basename(stale) not in {os.path.basename(p) for p in paths}:
+            tf.io.gfile.remove(stale)
     progress.done()
     return paths
 

@@ -1,0 +1,555 @@
+"""A small generated semantic-segmentation dataset ("synthetic_shapes") for the CPU demo and the tests.
+
+Each image is a cluttered, textured scene with a few objects of five shape classes on it:
+
+  0 background, 1 disc (filled ellipse), 2 ring (annulus; its hole shows what lies beneath), 3 triangle,
+  4 star (5 or 6 points), 5 cross (plus sign, arms of varying length and width).
+
+The class of a pixel is decided by the shape of the object it belongs to, never by its colour: objects and
+background share one colour distribution (random HSV per instance) and one set of textures (solid, stripes,
+checker, dots, mottled noise, gradient), and the background is made of the same material: a textured base, large
+textured regions, and clutter of irregular blobs, rotated rectangles and thick strokes whose sizes overlap the
+objects'. Objects overlap partially, run off the borders, cast soft shadows, get a shading ramp, and thin strokes
+sometimes cross in front of them; the whole image gets an illumination gradient, a slight blur and sensor noise.
+So a per-pixel colour lookup fails, and a network needs the context of a shape's outline to label its interior.
+
+Masks are single-channel PNGs of class ids 0..5, every pixel labelled: 255 (ignore) is used nowhere.
+
+Layout written by `generate` into `output_dir`:
+
+  raw/images/<id>.png        RGB, each side drawn uniformly from `image_size_range` (variable aspect)
+  raw/masks/<id>.png         class ids
+  raw/splits/<split>.txt     train (the whole pool, every image keeps its mask, like VOC's train_aug),
+                             labeled_<n> for each n in labeled_sizes (nested random subsets of train, each with
+                             every class), val (disjoint images)
+  <split>-NNNNN-of-NNNNN.tfrecord, dataset_info.json    DeepLab records, by wss_tf.data.build_folder
+  synthetic_manifest.json    the generation parameters, written last; a later call with the same parameters
+                             finds it and returns without regenerating
+
+Deterministic: image `i` of a split is drawn from its own np.random.Generator seeded by (seed, split, i), so the same
+seed gives byte-identical files, and a larger `num_train` extends the pool without changing its first images.
+Only numpy and Pillow draw.
+"""
+from __future__ import annotations
+
+import colorsys
+import dataclasses
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from typing import Optional, Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+# Bump when the pictures change, so existing generated datasets are rebuilt.
+GENERATOR_VERSION = 1
+DATASET_NAME = "synthetic_shapes"
+CLASS_NAMES = ("background", "disc", "ring", "triangle", "star", "cross")
+MANIFEST_FILE = "synthetic_manifest.json"
+RAW_DIR = "raw"
+DEFAULT_NUM_TRAIN = 512
+DEFAULT_NUM_VAL = 100
+DEFAULT_LABELED_SIZES = (16, 64)
+DEFAULT_IMAGE_SIZE_RANGE = (96, 160)
+
+TEXTURES = ("solid", "stripes", "checker", "dots", "mottled", "gradient")
+# Per-class size scale so that the classes cover similar areas (a star or a triangle covers less of its circle).
+_SIZE_FACTOR = (0.0, 0.9, 1.0, 1.25, 1.3, 1.1)
+_SPLIT_STREAM = {"train": 1, "val": 2, "subsets": 3}
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratedDataset:
+    output_dir: str  # records and dataset_info.json; raw files under output_dir/raw
+    class_names: tuple[str, ...]
+    split_sizes: dict  # split name -> number of images
+    records: dict  # split name -> tfrecord shard paths
+    eval_crop: tuple[int, int]
+    train_pixel_fractions: dict  # class name -> fraction of the training pool's pixels
+    reused: bool = False  # True when an existing complete dataset with the same parameters was kept
+
+    @property
+    def dataset_name(self) -> str:
+        return DATASET_NAME
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def split_names(self) -> tuple[str, ...]:
+        return tuple(self.split_sizes)
+
+    @property
+    def raw_dir(self) -> str:
+        return os.path.join(self.output_dir, RAW_DIR)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Drawing primitives. A shape is a list of ops, ("poly", points[N,2], fill) or ("line", points[N,2], fill, width),
+# rasterised in order onto a single-channel canvas (fill 1 adds to the shape, 0 cuts a hole).
+
+
+def _rotation(theta: float) -> np.ndarray:
+    c, s = math.cos(theta), math.sin(theta)
+    return np.array([[c, -s], [s, c]])
+
+
+def _place(points: np.ndarray, cx: float, cy: float, theta: float) -> np.ndarray:
+    return points @ _rotation(theta).T + np.array([cx, cy])
+
+
+def _ellipse(a: float, b: float, n: int = 40) -> np.ndarray:
+    t = np.linspace(0.0, 2 * math.pi, n, endpoint=False)
+    return np.stack([a * np.cos(t), b * np.sin(t)], axis=1)
+
+
+def _raster(ops, height: int, width: int, offset=(0.0, 0.0)) -> np.ndarray:
+    canvas = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(canvas)
+    shift = np.asarray(offset, dtype=np.float64)
+    for op in ops:
+        pts = np.round(op[1] + shift, 2).ravel().tolist()
+        if op[0] == "poly":
+            draw.polygon(pts, fill=op[2])
+        else:
+            draw.line(pts, fill=op[2], width=op[3], joint="curve")
+    return np.asarray(canvas) > 0
+
+
+def _object_ops(rng: np.random.Generator, cls: int, cx: float, cy: float, r: float):
+    """The ops of one object of class `cls` centred at (cx, cy) with radius about r."""
+    theta = rng.uniform(0, 2 * math.pi)
+    name = CLASS_NAMES[cls]
+    if name == "disc":
+        return [("poly", _place(_ellipse(r, r * rng.uniform(0.55, 1.0)), cx, cy, theta), 1)]
+    if name == "ring":
+        b = rng.uniform(0.6, 1.0)
+        hole = rng.uniform(0.4, 0.65)
+        return [("poly", _place(_ellipse(r, r * b), cx, cy, theta), 1),
+                ("poly", _place(_ellipse(r * hole, r * b * hole), cx, cy, theta), 0)]
+    if name == "triangle":
+        angles = np.deg2rad(np.array([90.0, 210.0, 330.0]) + rng.uniform(-22, 22, 3))
+        radii = r * rng.uniform(0.8, 1.15, 3)
+        pts = np.stack([radii * np.cos(angles), radii * np.sin(angles)], axis=1)
+        return [("poly", _place(pts, cx, cy, theta), 1)]
+    if name == "star":
+        points = int(rng.integers(5, 7))
+        inner = rng.uniform(0.38, 0.55)
+        t = np.arange(2 * points) * math.pi / points
+        radii = np.where(np.arange(2 * points) % 2 == 0, r, r * inner) * rng.uniform(0.92, 1.08, 2 * points)
+        pts = np.stack([radii * np.cos(t), radii * np.sin(t)], axis=1)
+        return [("poly", _place(pts, cx, cy, theta), 1)]
+    if name == "cross":
+        w = r * rng.uniform(0.26, 0.42)
+        lx, ly = r, r * rng.uniform(0.7, 1.0)
+        pts = np.array([[w, w], [lx, w], [lx, -w], [w, -w], [w, -ly], [-w, -ly], [-w, -w], [-lx, -w],
+                        [-lx, w], [-w, w], [-w, ly], [w, ly]])
+        return [("poly", _place(pts, cx, cy, theta), 1)]
+    raise ValueError(f"no shape for class {cls}")
+
+
+def _clutter_ops(rng: np.random.Generator, cx: float, cy: float, r: float, kind: Optional[str] = None):
+    """A background shape: an irregular blob, a rotated rectangle or a thick stroke."""
+    kind = kind or str(rng.choice(["blob", "blob", "rect", "stroke"]))
+    theta = rng.uniform(0, 2 * math.pi)
+    if kind == "blob":
+        n = int(rng.integers(6, 12))
+        t = np.sort(rng.uniform(0, 2 * math.pi, n))
+        radii = r * rng.uniform(0.35, 1.0, n)
+        pts = np.stack([radii * np.cos(t), radii * np.sin(t)], axis=1)
+        return [("poly", _place(pts, cx, cy, theta), 1)]
+    if kind == "rect":
+        a, b = r, r * rng.uniform(0.15, 1.0)
+        pts = np.array([[a, b], [-a, b], [-a, -b], [a, -b]])
+        return [("poly", _place(pts, cx, cy, theta), 1)]
+    # a stroke: a polyline of 2-4 segments
+    n = int(rng.integers(3, 6))
+    steps = rng.normal(0, 1, (n - 1, 2))
+    steps = steps / np.maximum(np.linalg.norm(steps, axis=1, keepdims=True), 1e-6) * r * rng.uniform(0.5, 1.0)
+    pts = np.concatenate([np.zeros((1, 2)), np.cumsum(steps, axis=0)])
+    pts = pts - pts.mean(axis=0) + np.array([cx, cy])
+    return [("line", pts, 1, int(rng.integers(2, 8)))]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Materials: a colour pattern evaluated on a window of the image grid.
+
+
+def _colour(rng: np.random.Generator) -> np.ndarray:
+    h = rng.uniform()
+    s = rng.uniform(0.1, 1.0)
+    v = rng.uniform(0.2, 1.0)
+    return np.array(colorsys.hsv_to_rgb(h, s, v), dtype=np.float32)
+
+
+def _texture(rng: np.random.Generator, y0: int, x0: int, h: int, w: int) -> np.ndarray:
+    """float32 [h, w, 3] in [0, 1]: a random material, continuous across the image (window at y0, x0)."""
+    kind = TEXTURES[int(rng.integers(len(TEXTURES)))]
+    c1 = _colour(rng)
+    c2 = _colour(rng) if rng.uniform() < 0.6 else np.clip(c1 * rng.uniform(0.35, 0.75), 0, 1)
+    if kind == "solid":
+        return np.broadcast_to(c1, (h, w, 3)).copy()
+    if kind == "mottled":
+        cell = int(rng.integers(3, 9))
+        small = rng.uniform(0, 255, (h // cell + 2, w // cell + 2)).astype(np.uint8)
+        t = np.asarray(Image.fromarray(small).resize((w, h), Image.BILINEAR), dtype=np.float32)[..., None] / 255.0
+        return c1 * (1 - t) + c2 * t
+    yy, xx = np.ogrid[y0:y0 + h, x0:x0 + w]
+    yy, xx = yy.astype(np.float32), xx.astype(np.float32)
+    theta = rng.uniform(0, math.pi)
+    u = xx * math.cos(theta) + yy * math.sin(theta)
+    v = -xx * math.sin(theta) + yy * math.cos(theta)
+    period = rng.uniform(3.0, 10.0)
+    phase_u, phase_v = rng.uniform(0, period, 2)
+    if kind == "stripes":
+        t = (np.mod(u + phase_u, period) < period * rng.uniform(0.3, 0.7)).astype(np.float32)
+    elif kind == "checker":
+        t = ((np.floor((u + phase_u) / period) + np.floor((v + phase_v) / period)) % 2).astype(np.float32)
+    elif kind == "dots":
+        du = np.mod(u + phase_u, period) - period / 2
+        dv = np.mod(v + phase_v, period) - period / 2
+        t = (du * du + dv * dv < (period * rng.uniform(0.2, 0.4)) ** 2).astype(np.float32)
+    else:  # gradient
+        span = rng.uniform(20.0, 120.0)
+        t = np.clip((u - u.mean()) / span + 0.5, 0, 1)
+    return c1 * (1 - t[..., None]) + c2 * t[..., None]
+
+
+def _bbox(region: np.ndarray):
+    rows, cols = np.any(region, axis=1), np.any(region, axis=0)
+    if not rows.any():
+        return None
+    y0, y1 = np.argmax(rows), len(rows) - np.argmax(rows[::-1])
+    x0, x1 = np.argmax(cols), len(cols) - np.argmax(cols[::-1])
+    return y0, y1, x0, x1
+
+
+def _paint(rng: np.random.Generator, canvas: np.ndarray, region: np.ndarray, cx: float, cy: float, r: float):
+    """Fills `region` of `canvas` with a random material under a random shading ramp."""
+    box = _bbox(region)
+    if box is None:
+        return
+    y0, y1, x0, x1 = box
+    tex = _texture(rng, y0, x0, y1 - y0, x1 - x0)
+    theta, strength = rng.uniform(0, 2 * math.pi), rng.uniform(0.0, 0.3)
+    yy, xx = np.ogrid[y0:y1, x0:x1]
+    ramp = ((xx - cx) * math.cos(theta) + (yy - cy) * math.sin(theta)) / max(r, 1.0)
+    tex = tex * np.clip(1 + strength * ramp, 0.5, 1.5).astype(np.float32)[..., None]
+    np.copyto(canvas[y0:y1, x0:x1], tex, where=region[y0:y1, x0:x1, None])
+
+
+def _shadow(rng: np.random.Generator, canvas: np.ndarray, ops, light) -> None:
+    height, width = canvas.shape[:2]
+    dist = rng.uniform(1.5, 4.0)
+    region = _raster(ops, height, width, offset=(light[0] * dist, light[1] * dist))
+    blur, darkness = rng.uniform(0.8, 2.0), rng.uniform(0.2, 0.45)
+    box = _bbox(region)
+    if box is None:
+        return
+    y0, y1, x0, x1 = max(box[0] - 6, 0), min(box[1] + 6, height), max(box[2] - 6, 0), min(box[3] + 6, width)
+    soft = Image.fromarray(region[y0:y1, x0:x1].astype(np.uint8) * 255).filter(ImageFilter.GaussianBlur(blur))
+    alpha = np.asarray(soft, dtype=np.float32)[..., None] / 255.0
+    canvas[y0:y1, x0:x1] *= 1 - darkness * alpha
+
+
+def render(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """One scene: (uint8 RGB [H, W, 3], uint8 class ids [H, W])."""
+    canvas = _texture(rng, 0, 0, height, width)
+    mask = np.zeros((height, width), np.uint8)
+    side = min(height, width)
+    angle = rng.uniform(0, 2 * math.pi)
+    light = (math.cos(angle), math.sin(angle))
+
+    def random_centre(margin: float = 0.0):
+        return rng.uniform(-margin, width + margin), rng.uniform(-margin, height + margin)
+
+    def object_radius():
+        return side * math.exp(rng.uniform(math.log(0.09), math.log(0.33)))
+
+    # large background regions: another material over a half plane or a big blob
+    for _ in range(int(rng.integers(0, 4))):
+        if rng.uniform() < 0.5:
+            cx, cy = random_centre()
+            theta = rng.uniform(0, 2 * math.pi)
+            big = 2.0 * (height + width)
+            pts = _place(np.array([[0, -big], [big, -big], [big, big], [0, big]]), cx, cy, theta)
+            ops = [("poly", pts, 1)]
+            r = side / 2
+        else:
+            cx, cy = random_centre(side * 0.2)
+            r = side * rng.uniform(0.3, 0.7)
+            ops = _clutter_ops(rng, cx, cy, r, kind="blob")
+        _paint(rng, canvas, _raster(ops, height, width), cx, cy, r)
+
+    def clutter():
+        cx, cy = random_centre(side * 0.1)
+        r = object_radius()
+        ops = _clutter_ops(rng, cx, cy, r)
+        if rng.uniform() < 0.5:
+            _shadow(rng, canvas, ops, light)
+        region = _raster(ops, height, width)
+        _paint(rng, canvas, region, cx, cy, r)
+        mask[region] = 0
+
+    for _ in range(int(rng.integers(3, 10))):
+        clutter()
+
+    # objects: partial overlaps allowed, near-total ones avoided; centres anywhere, so some run off the borders
+    placed = []
+    for _ in range(int(rng.integers(3, 9))):
+        cls = int(rng.integers(1, len(CLASS_NAMES)))
+        r = object_radius() * _SIZE_FACTOR[cls]
+        for _attempt in range(10):
+            cx, cy = random_centre()
+            if all(math.hypot(cx - px, cy - py) > 0.6 * max(r, pr) for px, py, pr in placed):
+                break
+        placed.append((cx, cy, r))
+        ops = _object_ops(rng, cls, cx, cy, r)
+        if rng.uniform() < 0.6:
+            _shadow(rng, canvas, ops, light)
+        region = _raster(ops, height, width)
+        _paint(rng, canvas, region, cx, cy, r)
+        mask[region] = cls
+        if rng.uniform() < 0.15:
+            clutter()
+
+    # thin strokes in front (twigs, wires): background in the mask
+    for _ in range(int(rng.integers(0, 3)) if rng.uniform() < 0.4 else 0):
+        cx, cy = random_centre()
+        ops = _clutter_ops(rng, cx, cy, side * rng.uniform(0.2, 0.5), kind="stroke")
+        ops = [(k, pts, fill, int(rng.integers(1, 3))) for k, pts, fill, _ in ops]
+        region = _raster(ops, height, width)
+        _paint(rng, canvas, region, cx, cy, side / 4)
+        mask[region] = 0
+
+    # illumination gradient, a slight blur (soft edges), sensor noise
+    yy, xx = np.ogrid[0:height, 0:width]
+    theta = rng.uniform(0, 2 * math.pi)
+    ramp = (((xx - width / 2) * math.cos(theta) + (yy - height / 2) * math.sin(theta)) / side).astype(np.float32)
+    canvas = canvas * rng.uniform(0.8, 1.1) * (1 + rng.uniform(0, 0.4) * ramp)[..., None]
+    image = Image.fromarray(np.clip(canvas * 255 + 0.5, 0, 255).astype(np.uint8))
+    image = np.asarray(image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.8))), dtype=np.float32)
+    image = image + rng.uniform(1.0, 4.0) * rng.standard_normal(image.shape, dtype=np.float32)
+    return np.clip(image + 0.5, 0, 255).astype(np.uint8), mask
+
+
+def sample(seed: int, split: str, index: int,
+           image_size_range: Sequence[int] = DEFAULT_IMAGE_SIZE_RANGE) -> tuple[np.ndarray, np.ndarray]:
+    """Image `index` of `split` ("train" | "val") for `seed`: (uint8 RGB [H, W, 3], uint8 class ids [H, W])."""
+    rng = np.random.default_rng([int(seed), _SPLIT_STREAM[split], int(index)])
+    lo, hi = image_size_range
+    height, width = (int(v) for v in rng.integers(lo, hi + 1, 2))
+    return render(rng, height, width)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The dataset on disk.
+
+
+def image_id(split: str, index: int) -> str:
+    return f"{split}_{index:05d}"
+
+
+def eval_crop_for(image_size_range: Sequence[int]) -> tuple[int, int]:
+    """The smallest square crop of the form 16k+1 that holds every image (as build_folder computes it)."""
+    from wss_tf.data.build_folder import eval_crop_for as crop_for_side
+
+    side = crop_for_side(int(image_size_range[1]))
+    return side, side
+
+
+def _choose_subsets(rng: np.random.Generator, classes_per_image: list[set], sizes: Sequence[int]) -> dict:
+    """Nested random subsets of the pool (by index), each holding every foreground class."""
+    n = len(classes_per_image)
+    everything = set().union(*classes_per_image) if classes_per_image else set()
+    smallest = min(sizes)
+    for _attempt in range(1000):
+        order = rng.permutation(n)
+        if set().union(*(classes_per_image[i] for i in order[:smallest])) >= everything:
+            break
+    else:
+        raise RuntimeError(f"no random subset of {smallest} training images holds every class; use larger subsets")
+    return {size: sorted(int(i) for i in order[:size]) for size in sizes}
+
+
+def _parameters(seed, num_train, num_val, labeled_sizes, image_size_range, num_shards) -> dict:
+    return {"generator_version": GENERATOR_VERSION, "dataset_name": DATASET_NAME, "class_names": list(CLASS_NAMES),
+            "seed": int(seed), "num_train": int(num_train), "num_val": int(num_val),
+            "labeled_sizes": [int(s) for s in labeled_sizes],
+            "image_size_range": [int(v) for v in image_size_range], "num_shards": int(num_shards)}
+
+
+def _load_complete(output_dir: str, parameters: dict) -> Optional[GeneratedDataset]:
+    """The dataset already in output_dir if its manifest matches `parameters` and all its files are there."""
+    path = os.path.join(output_dir, MANIFEST_FILE)
+    try:
+        with open(path) as f:
+            manifest = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if manifest.get("parameters") != parameters:
+        return None
+    records = {split: [os.path.join(output_dir, p) for p in paths] for split, paths in manifest["records"].items()}
+    needed = [p for paths in records.values() for p in paths] + [os.path.join(output_dir, "dataset_info.json")]
+    if not all(os.path.exists(p) for p in needed):
+        return None
+    return GeneratedDataset(output_dir, CLASS_NAMES, dict(manifest["split_sizes"]), records,
+                            tuple(manifest["eval_crop"]), dict(manifest["train_pixel_fractions"]), reused=True)
+
+
+def _ours(name: str) -> bool:
+    """Whether a file name in output_dir is one `generate` writes."""
+    if name in (RAW_DIR, MANIFEST_FILE, MANIFEST_FILE + ".incomplete", "dataset_info.json"):
+        return True
+    prefix = name.split("-")[0]
+    return name.endswith((".tfrecord", ".tfrecord.incomplete")) and (
+        prefix in ("train", "val") or prefix.startswith("labeled_"))
+
+
+def _clear_previous(output_dir: str) -> None:
+    """Removes what an earlier (other or interrupted) generation left: manifest first, raw files, record shards.
+
+    Refuses a directory holding anything else, so a mistyped --output_dir never deletes another dataset."""
+    if not os.path.isdir(output_dir):
+        return
+    names = os.listdir(output_dir)
+    foreign = sorted(n for n in names if not _ours(n))
+    info = os.path.join(output_dir, "dataset_info.json")
+    if not foreign and os.path.exists(info):
+        with open(info) as f:
+            if json.load(f).get("name") != DATASET_NAME:
+                foreign = ["dataset_info.json (of another dataset)"]
+    if foreign:
+        raise FileExistsError(f"{output_dir} holds files that are not a {DATASET_NAME} dataset "
+                              f"({', '.join(foreign[:5])}); give an empty or new --output_dir")
+    if MANIFEST_FILE in names:
+        os.remove(os.path.join(output_dir, MANIFEST_FILE))
+    for sub in ("images", "masks", "splits"):
+        shutil.rmtree(os.path.join(output_dir, RAW_DIR, sub), ignore_errors=True)
+    for name in names:
+        if name.endswith((".tfrecord", ".tfrecord.incomplete")):
+            os.remove(os.path.join(output_dir, name))
+
+
+def generate(output_dir: str, *, seed: int = 0, num_train: int = DEFAULT_NUM_TRAIN, num_val: int = DEFAULT_NUM_VAL,
+             labeled_sizes: Sequence[int] = DEFAULT_LABELED_SIZES,
+             image_size_range: Sequence[int] = DEFAULT_IMAGE_SIZE_RANGE, num_shards: int = 2,
+             force: bool = False) -> GeneratedDataset:
+    """Writes the dataset (raw files, then records) into output_dir, or keeps a complete one made with the same
+    parameters there (unless `force`). Returns what is there."""
+    labeled_sizes = tuple(sorted({int(s) for s in labeled_sizes}))
+    lo, hi = (int(v) for v in image_size_range)
+    if not 16 <= lo <= hi:
+        raise ValueError(f"image_size_range must be (low, high) with 16 <= low <= high, got {image_size_range}")
+    if num_train < 1 or num_val < 1:
+        raise ValueError(f"need at least one train and one val image, got num_train={num_train}, num_val={num_val}")
+    if labeled_sizes and (labeled_sizes[0] < 1 or labeled_sizes[-1] > num_train):
+        raise ValueError(f"labeled_sizes {labeled_sizes} must lie in 1..num_train={num_train}")
+    parameters = _parameters(seed, num_train, num_val, labeled_sizes, (lo, hi), num_shards)
+    output_dir = os.path.abspath(output_dir)
+    if not force:
+        existing = _load_complete(output_dir, parameters)
+        if existing is not None:
+            return existing
+    from wss_tf.data.records import Progress  # imports TensorFlow: not needed when the dataset is already there
+
+    _clear_previous(output_dir)
+    raw = os.path.join(output_dir, RAW_DIR)
+    for sub in ("images", "masks", "splits"):
+        os.makedirs(os.path.join(raw, sub), exist_ok=True)
+
+    splits: dict[str, list[str]] = {}
+    classes_per_image: list[set] = []
+    pixels = np.zeros(len(CLASS_NAMES), np.int64)
+    progress = Progress("drawing synthetic_shapes", num_train + num_val)
+    for split, count in (("train", num_train), ("val", num_val)):
+        ids = []
+        for i in range(count):
+            image, mask = sample(seed, split, i, (lo, hi))
+            name = image_id(split, i)
+            Image.fromarray(image).save(os.path.join(raw, "images", name + ".png"), compress_level=1)
+            Image.fromarray(mask).save(os.path.join(raw, "masks", name + ".png"), compress_level=1)
+            counts = np.bincount(mask.ravel(), minlength=len(CLASS_NAMES))
+            if split == "train":
+                classes_per_image.append({int(c) for c in np.flatnonzero(counts[1:]) + 1})
+                pixels += counts
+            ids.append(name)
+            progress.update()
+        splits[split] = ids
+    progress.done()
+    if labeled_sizes:
+        subset_rng = np.random.default_rng([int(seed), _SPLIT_STREAM["subsets"]])
+        for size, indices in _choose_subsets(subset_rng, classes_per_image, labeled_sizes).items():
+            splits[f"labeled_{size}"] = [splits["train"][i] for i in indices]
+    for split, ids in splits.items():
+        with open(os.path.join(raw, "splits", split + ".txt"), "w") as f:
+            f.write("".join(i + "\n" for i in ids))
+
+    from wss_tf.data.build_folder import build_folder
+
+    eval_crop = eval_crop_for((lo, hi))
+    records = build_folder(raw, output_dir, num_classes=len(CLASS_NAMES), class_names=CLASS_NAMES,
+                           dataset_name=DATASET_NAME, splits=splits, eval_crop=eval_crop, num_shards=num_shards)
+    split_sizes = {split: len(ids) for split, ids in splits.items()}
+    fractions = {n: round(float(c) / max(int(pixels.sum()), 1), 6) for n, c in zip(CLASS_NAMES, pixels)}
+    manifest = {"parameters": parameters, "split_sizes": split_sizes, "eval_crop": list(eval_crop),
+                "records": {s: [os.path.relpath(p, output_dir) for p in paths] for s, paths in records.items()},
+                "train_pixel_fractions": fractions}
+    tmp = os.path.join(output_dir, MANIFEST_FILE + ".incomplete")
+    with open(tmp, "w") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, os.path.join(output_dir, MANIFEST_FILE))
+    return GeneratedDataset(output_dir, CLASS_NAMES, split_sizes, {s: list(p) for s, p in records.items()},
+                            eval_crop, fractions)
+
+
+def main(argv) -> None:
+    from absl import flags
+
+    FLAGS = flags.FLAGS
+    if len(argv) > 1:
+        raise SystemExit(f"unexpected arguments: {argv[1:]}")
+    start = time.time()
+    dataset = generate(FLAGS.output_dir, seed=FLAGS.seed, num_train=FLAGS.num_train, num_val=FLAGS.num_val,
+                       labeled_sizes=[int(s) for s in FLAGS.labeled_sizes],
+                       image_size_range=[int(s) for s in FLAGS.image_size_range], num_shards=FLAGS.num_shards,
+                       force=FLAGS.force)
+    state = "already there (same parameters), kept" if dataset.reused else f"generated in {time.time() - start:.1f}s"
+    print(f"{DATASET_NAME} in {dataset.output_dir}: {state}")
+    print(f"  classes ({dataset.num_classes}): {', '.join(f'{i} {n}' for i, n in enumerate(dataset.class_names))}")
+    print(f"  eval crop {dataset.eval_crop[0]}x{dataset.eval_crop[1]}; raw files in {dataset.raw_dir}")
+    print("  pixels of the training pool: " + ", ".join(f"{n} {100 * f:.1f}%"
+                                                         for n, f in dataset.train_pixel_fractions.items()))
+    for split, size in dataset.split_sizes.items():
+        shards = dataset.records.get(split, [])
+        where = os.path.join(dataset.output_dir, f"{split}-*") if shards else "no records"
+        print(f"  {split}: {size} images, {len(shards)} shards ({where})")
+
+
+def _define_flags() -> None:
+    from absl import flags
+
+    flags.DEFINE_string("output_dir", None, "Where to write the dataset (raw/ files, records, dataset_info.json).")
+    flags.DEFINE_integer("seed", 0, "Random seed; the same seed gives identical files.")
+    flags.DEFINE_integer("num_train", DEFAULT_NUM_TRAIN, "Images in the training pool (split `train`).")
+    flags.DEFINE_integer("num_val", DEFAULT_NUM_VAL, "Images in split `val`.")
+    flags.DEFINE_list("labeled_sizes", [str(s) for s in DEFAULT_LABELED_SIZES],
+                      "Sizes of the labeled subsets of train, written as splits labeled_<n>.")
+    flags.DEFINE_list("image_size_range", [str(s) for s in DEFAULT_IMAGE_SIZE_RANGE],
+                      "low,high: each image side is drawn uniformly from this range.")
+    flags.DEFINE_integer("num_shards", 2, "Record shards per split (fewer for tiny splits).")
+    flags.DEFINE_bool("force", False, "Regenerate even when a complete dataset with the same parameters exists.")
+    flags.mark_flag_as_required("output_dir")
+
+
+if __name__ == "__main__":
+    from absl import app
+
+    _define_flags()
+    app.run(main)
