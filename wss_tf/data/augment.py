@@ -189,15 +189,21 @@ def augment_unlabeled(image, label, config: AugmentConfig, seed, randaugment=Non
     if randaugment is None:
         def jitter(scaled, s):
             return color_jitter(scaled / 255.0, config, s) * 255.0
-    (weak, label, strong), valid = _scale_pad_crop(
-        tf.cast(image, tf.float32), tf.cast(label, tf.int32), config, main_seed, strong_fn=jitter)
-    if randaugment is not None:
-        strong = weak
-        weak, strong, label, valid = randaugment(weak, label, valid, ra_seed)
+    views, valid = _scale_pad_crop(tf.cast(image, tf.float32), tf.cast(label, tf.int32), config, main_seed,
+                                   strong_fn=jitter)
+    if randaugment is None:
+        weak, label, strong = views
+    else:
+        weak, strong, label, valid = randaugment(views[0], views[1], valid, ra_seed)
     box = cutout_box(config.crop_size[0], config.crop_size[1], config.cutout_pad_size, cut_seed)
     strong, label, valid = apply_cutout(strong, label, valid, box, config.mean_pixel, config.ignore_label)
     weak, strong, valid, label = random_flip([weak, strong, valid, label], config.flip_prob, flip_seed)
     return weak, strong, label, valid
+
+
+def message(template: str, *values):
+    """An error message tensor for tf.debugging.Assert, without the quotes tf.strings.format puts on strings."""
+    return tf.strings.regex_replace(tf.strings.format(template, values), '"', "")
 
 
 def pad_for_eval(image, label, crop_size, mean_pixel, ignore_label, filename):
@@ -206,8 +212,8 @@ def pad_for_eval(image, label, crop_size, mean_pixel, ignore_label, filename):
     crop_h, crop_w = crop_size
     check = tf.debugging.Assert(
         tf.reduce_all(shape[:2] <= tf.constant([crop_h, crop_w])),
-        [tf.strings.format("image {} of size {} is larger than the eval crop {}x{}; raise eval_crop_size",
-                           (filename, shape[:2], crop_h, crop_w))])
+        [message("image {} of size {} is larger than the eval crop {}x{}; raise eval_crop_size",
+                 filename, shape[:2], crop_h, crop_w)])
     with tf.control_dependencies([check]):
         image = pad_to_size(tf.cast(image, tf.float32), crop_h, crop_w, mean_pixel)
         label = pad_to_size(tf.cast(label, tf.int32), crop_h, crop_w, ignore_label)

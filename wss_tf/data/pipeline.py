@@ -39,11 +39,11 @@ def _checked(example, num_classes: int, ignore_label: int):
     ids = tf.cast(label, tf.int32)
     known = tf.reduce_all((ids < num_classes) | (ids == ignore_label))
     checks = [
-        tf.debugging.Assert(same_size, [tf.strings.format(
-            "record {}: mask size {} differs from image size {}", (name, tf.shape(label)[:2], tf.shape(image)[:2]))]),
-        tf.debugging.Assert(known, [tf.strings.format(
+        tf.debugging.Assert(same_size, [augment.message(
+            "record {}: mask size {} differs from image size {}", name, tf.shape(label)[:2], tf.shape(image)[:2])]),
+        tf.debugging.Assert(known, [augment.message(
             "record {}: mask holds class ids outside [0, {}) other than {}; largest id {}",
-            (name, num_classes, ignore_label, tf.reduce_max(tf.where(ids == ignore_label, 0, ids))))]),
+            name, num_classes, ignore_label, tf.reduce_max(tf.where(ids == ignore_label, 0, ids)))]),
     ]
     with tf.control_dependencies(checks):
         return tf.identity(image), tf.identity(label), name
