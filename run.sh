@@ -32,6 +32,12 @@ usage() {
 wss_tf: PseudoSeg (ICLR 2021) in TensorFlow 2 / Keras 3.
 
   ./run.sh test [pytest args]   run the test suite
+  ./run.sh build-voc FLAGS      PASCAL VOC 2012 (VOCdevkit) -> TFRecords   (--helpfull for flags)
+  ./run.sh build-coco FLAGS     COCO 2017 + instances JSON -> TFRecords
+  ./run.sh build-folder FLAGS   images/ + masks/ folder -> TFRecords
+  ./run.sh validate FLAGS       check an existing record set
+  ./run.sh generate-data FLAGS  make the small generated dataset (the demo's data)
+  ./run.sh benchmark-input      input pipeline throughput on this machine
   ./run.sh python ARGS...       run Python inside the project's environment
   ./run.sh help                 this text
 
@@ -53,6 +59,18 @@ case "$cmd" in
   python)
     ensure_env
     exec "$VENV/bin/python" "$@"
+    ;;
+  build-voc|build-coco|build-folder|validate)
+    ensure_env
+    exec "$VENV/bin/python" -m "wss_tf.data.${cmd//-/_}" "$@"
+    ;;
+  generate-data)
+    ensure_env
+    exec "$VENV/bin/python" -m wss_tf.data.synthetic "$@"
+    ;;
+  benchmark-input)
+    ensure_env
+    exec "$VENV/bin/python" "$ROOT/benchmarks/input_pipeline.py" "$@"
     ;;
   help|-h|--help)
     usage
