@@ -20,14 +20,19 @@ from deeplab.layers import BatchNorm
 _BATCH_NORM_WEIGHTS = ("gamma", "beta", "moving_mean", "moving_variance")
 
 
+_LEAF_TYPES = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, BatchNorm)
+
+
 def _weight_layers(layer) -> Iterable[keras.layers.Layer]:
-    """Layers that own weights directly, through nested models."""
-    sublayers = getattr(layer, "layers", None)
-    if sublayers is not None:
-        for sub in sublayers:
-            yield from _weight_layers(sub)
-    elif layer.weights:
+    """Layers that own weights directly, through nested models and composite layers."""
+    if isinstance(layer, _LEAF_TYPES):
         yield layer
+        return
+    children = layer.layers if isinstance(layer, keras.Model) else layer._layers
+    for child in children:
+        yield from _weight_layers(child)
+    if not children and layer.weights:
+        raise TypeError(f"no official variable names for layer {layer.name!r} of type {type(layer).__name__}")
 
 
 def _official_names(layer) -> dict[str, object]:
@@ -42,9 +47,7 @@ def _official_names(layer) -> dict[str, object]:
         if layer.use_bias:
             names[f"{scope}/biases"] = layer.bias
         return names
-    if isinstance(layer, BatchNorm):
-        return {f"{scope}/{w}": getattr(layer, w) for w in _BATCH_NORM_WEIGHTS if getattr(layer, w) is not None}
-    raise TypeError(f"no official variable names for layer {layer.name!r} of type {type(layer).__name__}")
+    return {f"{scope}/{w}": getattr(layer, w) for w in _BATCH_NORM_WEIGHTS if getattr(layer, w) is not None}
 
 
 def official_variable_map(model) -> dict[str, keras.Variable]:
