@@ -21,7 +21,7 @@ def test_cam_equals_autodiff_grad_cam():
     for c in range(3):
         with tf.GradientTape() as tape:
             tape.watch(features)
-            score = tf.reduce_sum(head(features, training=False)[:, c])
+            score = tf.reduce_sum(head(features, training=False)[0][:, c])
         grads = tape.gradient(score, features)
         weights = tf.reduce_mean(grads, axis=[1, 2], keepdims=True)
         maps.append(tf.nn.relu(tf.reduce_sum(weights * features, axis=-1)))
@@ -30,7 +30,7 @@ def test_cam_equals_autodiff_grad_cam():
         np.testing.assert_allclose(tf.nn.relu(tf.reduce_sum(official_weights * features, -1)), maps[-1], atol=1e-5)
     grad_cam = tf.stack(maps, -1) * labels[:, None, None, :]
     grad_cam = tf.math.divide_no_nan(grad_cam, tf.reduce_max(grad_cam, axis=[1, 2], keepdims=True))
-    cam = class_activation_map(features, head.kernel, labels)
+    cam = class_activation_map(features, head(features, training=False)[1], labels)
     np.testing.assert_allclose(cam, grad_cam, atol=1e-5)
     assert float(tf.reduce_max(cam[0, ..., 1])) == 0.0  # absent class
     np.testing.assert_allclose(tf.reduce_max(cam, axis=[1, 2])[1], 1.0, atol=1e-6)  # present classes peak at 1
@@ -40,9 +40,29 @@ def test_classifier_head_dropout_only_when_fine_tuning():
     features = tf.ones((4, 3, 3, 16))
     frozen = ClassifierHead(5, scope="xception_65", dropout=True, fine_tune_batch_norm=False)
     tuned = ClassifierHead(5, scope="xception_65", dropout=True)
-    np.testing.assert_allclose(frozen(features, training=True), frozen(features, training=False))
+    np.testing.assert_allclose(frozen(features, training=True)[0], frozen(features, training=False)[0])
     tuned(features, training=False)
-    assert np.abs(tuned(features, training=True) - tuned(features, training=False)).max() > 1e-4
+    assert np.abs(tuned(features, training=True)[0] - tuned(features, training=False)[0]).max() > 1e-4
+
+
+def test_training_mode_cam_weights_follow_the_official_gradient():
+    """With dropout active, the official per-class gradient averaged over (batch, height) equals
+    kernel * mean_n(mask): check against autodiff through the same dropout mask."""
+    head, features = _head_and_features(k=2, ch=6, seed=5)
+    keras_seed_state = head.seed_generator.state.numpy().copy()
+    with tf.GradientTape() as tape:
+        tape.watch(features)
+        logits, cam_kernel = head(features, training=True)
+        score = tf.reduce_sum(logits[:, 1])
+    grads = tape.gradient(score, features)
+    official_weights = tf.reduce_mean(tf.stack([grads]), axis=(1, 2))  # [1, w, C], constant over w
+    h, w = features.shape[1:3]
+    np.testing.assert_allclose(official_weights[0, 0] * h * w, cam_kernel[:, 1], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(cam_kernel[:, 1], head.conv.kernel[0, 0, :, 1])  # the mask matters
+    head.seed_generator.state.assign(keras_seed_state)
+    plain = ClassifierHead(2, scope="x", dropout=True, cam_weights="kernel")
+    plain(features, training=False)
+    np.testing.assert_array_equal(plain(features, training=True)[1], plain.conv.kernel[0, 0])
 
 
 def test_sgc_masked_positions_do_not_reach_valid_ones():

@@ -22,27 +22,39 @@ class ClassifierHead(keras.layers.Layer):
     """
 
     def __init__(self, num_foreground: int, *, scope: str, dropout: bool, fine_tune_batch_norm: bool = True,
-                 weight_decay: float = 4e-5, **kwargs):
+                 weight_decay: float = 4e-5, cam_weights: str = "official", **kwargs):
         super().__init__(name=f"{scope}.classifier_head", **kwargs)
+        if cam_weights not in ("official", "kernel"):
+            raise ValueError(f"cam_weights must be 'official' or 'kernel', got {cam_weights!r}")
         init = (keras.initializers.TruncatedNormal(stddev=0.09) if dropout
                 else keras.initializers.HeNormal())  # xception_arg_scope / resnet_arg_scope
-        self.dropout = keras.layers.Dropout(0.5, name=f"{scope}.prelogits_dropout") if dropout else None
+        self.use_dropout = dropout
         self.fine_tune_batch_norm = fine_tune_batch_norm
+        self.cam_weights = cam_weights
+        self.seed_generator = keras.random.SeedGenerator(0)
         self.conv = keras.layers.Conv2D(
             num_foreground, 1, use_bias=True, kernel_initializer=init,
             kernel_regularizer=keras.regularizers.L2(weight_decay / 2) if weight_decay else None,
             name=f"{scope}.logits", dtype="float32")
 
-    @property
-    def kernel(self):
-        """[C_feat, K]: the CAM weights."""
-        return self.conv.kernel[0, 0]
-
     def call(self, features, training=False):
-        pooled = tf.reduce_mean(features, axis=[1, 2], keepdims=True)
-        if self.dropout is not None:
-            pooled = self.dropout(pooled, training=bool(training) and self.fine_tune_batch_norm)
-        return self.conv(pooled)[:, 0, 0, :]
+        """(logits [B,K], cam_kernel [C_feat,K]).
+
+        `cam_kernel` is what the official per-class gradient yields: the kernel, or, when dropout is active, the
+        kernel times the dropout mask averaged over the batch (the official mean over a list-packed gradient
+        mixes the images' masks; cam_weights="kernel" uses the plain kernel, the mask's expectation).
+        """
+        pooled = tf.reduce_mean(tf.cast(features, tf.float32), axis=[1, 2], keepdims=True)
+        if self.use_dropout and training and self.fine_tune_batch_norm:
+            keep = keras.random.uniform(tf.shape(pooled), seed=self.seed_generator) < 0.5
+            mask = tf.cast(keep, tf.float32) / 0.5
+            pooled = pooled * mask
+            logits = self.conv(pooled)[:, 0, 0, :]
+            if self.cam_weights == "official":
+                return logits, self.conv.kernel[0, 0] * tf.reduce_mean(mask, axis=[0, 1, 2])[:, tf.newaxis]
+            return logits, self.conv.kernel[0, 0]
+        logits = self.conv(pooled)[:, 0, 0, :]
+        return logits, self.conv.kernel[0, 0]
 
 
 def class_activation_map(features, kernel, image_labels):
