@@ -115,7 +115,7 @@ def build_coco(coco_root: str, output_dir: str, splits: Sequence[str] = DEFAULT_
                 raise ValueError(f"split list {list_name}: ids must look like train2017/000000177254, got "
                                  f"{subset_ids[0]!r}")
             api, stems = subsets.get(subset, list_name)
-            checks.check_split_ids([i.partition("/")[2] for i in subset_ids], stems, list_name,
+            checks.check_split_ids(subset_ids, {f"{subset}/{stem}" for stem in stems}, list_name,
                                    subsets.annotation_file(subset))
         for image_id in ids:
             subset, _, stem = image_id.partition("/")

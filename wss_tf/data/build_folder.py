@@ -22,6 +22,7 @@ from absl import app, flags
 from wss_tf.data import checks
 from wss_tf.data.datasets import DatasetInfo, write_dataset_info
 from wss_tf.data.records import write_split
+from wss_tf.data.splits import read_list
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 MIN_EVAL_CROP = 33
@@ -53,14 +54,6 @@ def find_images(images_dir: str) -> dict[str, str]:
     return found
 
 
-def read_list(path: str) -> list[str]:
-    with open(path) as f:
-        ids = [line.strip() for line in f if line.strip()]
-    if len(ids) != len(set(ids)):
-        raise ValueError(f"split list {path} repeats image ids")
-    return ids
-
-
 def find_splits(folder: str) -> Optional[dict[str, list[str]]]:
     splits_dir = os.path.join(folder, "splits")
     if not os.path.isdir(splits_dir):
@@ -88,14 +81,20 @@ def build_folder(folder: str, output_dir: str, *, num_classes: int, class_names:
         raise ValueError(f"{len(class_names)} class names given for num_classes={num_classes}")
     images_dir, masks_dir = os.path.join(folder, "images"), os.path.join(folder, "masks")
     images = find_images(images_dir)
+    masks: dict[str, str] = {}
     if os.path.isdir(masks_dir):
         for root, _, files in os.walk(masks_dir):
             for name in files:
                 stem, ext = os.path.splitext(name)
                 mask_id = os.path.relpath(os.path.join(root, stem), masks_dir).replace(os.sep, "/")
-                if ext.lower() == ".png" and mask_id not in images:
-                    raise ValueError(f"mask {os.path.join(root, name)} has no image {mask_id}.jpg|png in "
-                                     f"{images_dir}")
+                if ext.lower() in (".jpg", ".jpeg"):
+                    raise ValueError(f"mask {os.path.join(root, name)} is a JPEG: masks must be PNG (JPEG "
+                                     f"compression corrupts class ids)")
+                if ext.lower() == ".png":
+                    if mask_id not in images:
+                        raise ValueError(f"mask {os.path.join(root, name)} has no image {mask_id}.jpg|png in "
+                                         f"{images_dir}")
+                    masks[mask_id] = os.path.join(root, name)
 
     splits_dir = os.path.join(folder, "splits")
     if splits is not None:
@@ -109,6 +108,7 @@ def build_folder(folder: str, output_dir: str, *, num_classes: int, class_names:
     if not split_ids:
         raise ValueError("no splits to build")
     for name, ids in split_ids.items():
+        checks.check_split_name(name)
         if len(ids) != len(set(ids)):
             raise ValueError(f"split list {list_names[name]} repeats image ids")
         checks.check_split_ids(ids, images, list_names[name], images_dir)
@@ -117,9 +117,8 @@ def build_folder(folder: str, output_dir: str, *, num_classes: int, class_names:
 
     def records(ids):
         for image_id in ids:
-            mask_path = os.path.join(masks_dir, image_id + ".png")
-            if os.path.isfile(mask_path):
-                record = checks.labeled_record(image_id, images[image_id], mask_path, num_classes)
+            if image_id in masks:
+                record = checks.labeled_record(image_id, images[image_id], masks[image_id], num_classes)
             else:
                 record = checks.unlabeled_record(image_id, images[image_id])
             max_side[0] = max(max_side[0], record.height, record.width)

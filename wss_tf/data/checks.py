@@ -137,6 +137,15 @@ def shard_count(num_shards: int, num_records: int) -> int:
     return max(1, min(num_shards, num_records))
 
 
+def check_split_name(name: str) -> str:
+    """A split name usable in shard names: readers find shards with the glob `{split}-*`, so a "-" in a name
+    would make split "a" also pick up the shards of split "a-b"."""
+    if not name or any(c in name for c in "-/\\*?[] \t") or name.startswith("."):
+        raise ValueError(f"split name {name!r} cannot name record shards (found with the glob '{{split}}-*'): use "
+                         f"letters, digits and '_' (e.g. {name.replace('-', '_').replace('/', '_')!r})")
+    return name
+
+
 def split_name(split: str) -> str:
     """Output name of a split given as a list name or a path to a .txt list."""
-    return os.path.splitext(os.path.basename(split))[0] if split.endswith(".txt") else split
+    return check_split_name(os.path.splitext(os.path.basename(split))[0] if split.endswith(".txt") else split)

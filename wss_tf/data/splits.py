@@ -20,6 +20,11 @@ def read_split(dataset: str, split: str) -> list[str]:
     if not os.path.exists(path):
         raise FileNotFoundError(f"no split list {split!r} for dataset {dataset!r}; shipped lists: "
                                 f"{available_splits(dataset) or 'none'} (or pass a path to a .txt list)")
+    return read_list(path)
+
+
+def read_list(path: str) -> list[str]:
+    """One id per line, blank lines skipped; a repeated id is an error."""
     with open(path) as f:
         ids = [line.strip() for line in f if line.strip()]
     if len(ids) != len(set(ids)):
