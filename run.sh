@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # wss_tf front door. First use creates .venv and installs requirements.txt; later calls reuse it.
-#   ./run.sh            list the commands (the demo joins here once training lands)
+#   ./run.sh            the demo: supervised baseline vs PseudoSeg on a generated dataset (minutes, CPU)
 #   ./run.sh test       run the whole test suite (extra args go to pytest)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -32,6 +32,8 @@ usage() {
 wss_tf: PseudoSeg (ICLR 2021) in TensorFlow 2 / Keras 3.
 
   ./run.sh test [pytest args]   run the test suite
+  ./run.sh train-wss FLAGS      PseudoSeg training (official train_wss.py flags; --config=FILE.json)
+  ./run.sh train-sup FLAGS      supervised baseline (official train_sup.py flags)
   ./run.sh build-voc FLAGS      PASCAL VOC 2012 (VOCdevkit) -> TFRecords   (--helpfull for flags)
   ./run.sh build-coco FLAGS     COCO 2017 + instances JSON -> TFRecords
   ./run.sh build-folder FLAGS   images/ + masks/ folder -> TFRecords
@@ -41,14 +43,13 @@ wss_tf: PseudoSeg (ICLR 2021) in TensorFlow 2 / Keras 3.
   ./run.sh python ARGS...       run Python inside the project's environment
   ./run.sh help                 this text
 
-The demo (train the supervised baseline and PseudoSeg on a generated dataset, compare mIoU)
-becomes the default command once training lands.
+  ./run.sh [demo] [FLAGS]       the demo: supervised baseline vs PseudoSeg on generated data, mIoU table
 USAGE
 }
 
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
-cmd="${1:-help}"
+cmd="${1:-demo}"
 [[ $# -gt 0 ]] && shift
 case "$cmd" in
   test)
@@ -64,6 +65,10 @@ case "$cmd" in
     ensure_env
     exec "$VENV/bin/python" -m "wss_tf.data.${cmd//-/_}" "$@"
     ;;
+  train-wss|train-sup)
+    ensure_env
+    exec "$VENV/bin/python" -m "wss_tf.${cmd//-/_}" "$@"
+    ;;
   generate-data)
     ensure_env
     exec "$VENV/bin/python" -m wss_tf.data.synthetic "$@"
@@ -71,6 +76,12 @@ case "$cmd" in
   benchmark-input)
     ensure_env
     exec "$VENV/bin/python" "$ROOT/benchmarks/input_pipeline.py" "$@"
+    ;;
+  demo|--*)
+    ensure_env
+    [[ "$cmd" == --* ]] && set -- "$cmd" "$@"
+    cd "$ROOT"
+    exec "$VENV/bin/python" -m wss_tf.demo "$@"
     ;;
   help|-h|--help)
     usage

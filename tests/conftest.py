@@ -30,3 +30,38 @@ def deeplab_model():
         return cache[key]
 
     return get
+
+
+def write_toy_records(directory, split, n=6, size=(40, 52), num_classes=4, bad_id=None, seed=0):
+    """Small PNG records: a rectangle of one class per image, a 255 border row band."""
+    import numpy as np
+
+    from wss_tf.data.records import Record, encode_png, write_split
+
+    rng = np.random.RandomState(seed)
+    records = []
+    for i in range(n):
+        h, w = size[0] + i, size[1] - i
+        image = rng.randint(0, 256, (h, w, 3), dtype=np.uint8)
+        label = np.zeros((h, w), np.uint8)
+        label[2:h // 2, 3:w // 2] = 1 + i % (num_classes - 1)
+        image[2:h // 2, 3:w // 2] //= (2 + i % (num_classes - 1))
+        label[-3:, :] = 255
+        if bad_id is not None and i == 2:
+            label[0, 0] = bad_id
+        records.append(Record(f"img_{i}", encode_png(image), "png", h, w, encode_png(label)))
+    write_split(records, str(directory), split, num_shards=2)
+    return str(directory)
+
+
+@pytest.fixture(scope="session")
+def toy_dataset(tmp_path_factory):
+    """A 4-class record set with splits train (6), pool (8), val (4) and its dataset_info.json."""
+    from wss_tf.data.datasets import DatasetInfo, write_dataset_info
+
+    directory = tmp_path_factory.mktemp("toy_records")
+    write_toy_records(directory, "train")
+    write_toy_records(directory, "pool", n=8, seed=1)
+    write_toy_records(directory, "val", n=4, seed=2)
+    write_dataset_info(DatasetInfo("toy", ("background", "a", "b", "c"), (65, 65)), str(directory))
+    return str(directory)

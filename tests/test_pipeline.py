@@ -5,23 +5,12 @@ import tensorflow as tf
 from wss_tf.data import pipeline
 from wss_tf.data.augment import AugmentConfig
 from wss_tf.data.randaugment import RandAugmentForSegmentation
-from wss_tf.data.records import Record, encode_png, write_split
+
+from conftest import write_toy_records
 
 
 def _write(tmp_path, split, n=6, size=(40, 52), num_classes=4, bad_id=None, seed=0):
-    rng = np.random.RandomState(seed)
-    records = []
-    for i in range(n):
-        h, w = size[0] + i, size[1] - i
-        image = rng.randint(0, 256, (h, w, 3), dtype=np.uint8)
-        label = np.zeros((h, w), np.uint8)
-        label[2:h // 2, 3:w // 2] = 1 + i % (num_classes - 1)
-        label[-3:, :] = 255
-        if bad_id is not None and i == 2:
-            label[0, 0] = bad_id
-        records.append(Record(f"img_{i}", encode_png(image), "png", h, w, encode_png(label)))
-    write_split(records, str(tmp_path), split, num_shards=2)
-    return str(tmp_path)
+    return write_toy_records(tmp_path, split, n, size, num_classes, bad_id, seed)
 
 
 def _stream(directory, split, batch=2, seed=0):

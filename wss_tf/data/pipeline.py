@@ -30,6 +30,7 @@ class StreamConfig:
     seed: int = 0
     shuffle_buffer: int = 100
     num_readers: int = 4
+    start: int = 0  # elements already consumed (a resumed run starts at step * batch): the stream continues there
 
 
 def _checked(example, num_classes: int, ignore_label: int):
@@ -77,7 +78,7 @@ def labeled_dataset(stream: StreamConfig, config: augment.AugmentConfig,
         return {"image": image, "label": label, "valid": valid, "filename": name,
                 "cls_label": augment.image_level_labels(label, stream.num_classes)}
 
-    dataset = dataset.enumerate().map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
+    dataset = dataset.enumerate().skip(stream.start).map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
     return dataset.batch(stream.batch_size, drop_remainder=True).prefetch(AUTOTUNE)
 
 
@@ -104,7 +105,7 @@ def unlabeled_dataset(stream: StreamConfig, config: augment.AugmentConfig, *, wi
             sample["cls_label"] = augment.image_level_labels(label, stream.num_classes)
         return sample
 
-    dataset = dataset.enumerate().map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
+    dataset = dataset.enumerate().skip(stream.start).map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
     return dataset.batch(stream.batch_size, drop_remainder=True).prefetch(AUTOTUNE)
 
 

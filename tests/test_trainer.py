@@ -1,0 +1,125 @@
+import glob
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from deeplab import official_variable_map
+from wss_tf.config import TrainConfig
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "tests", "scripts", "train_toy.py")
+
+
+def toy_config(dataset_dir, logdir, **changes):
+    values = dict(model_variant="xception_tiny", dataset="toy", dataset_dir=dataset_dir, train_split="train",
+                  train_split_cls="pool", train_crop_size=(33, 33), cutout_pad_size=6, train_batch_size=2,
+                  training_number_of_steps=4, log_steps=1, aspp_convs_filters=16, decoder_filters=16,
+                  attention_dim=16, train_logdir=str(logdir), save_summaries_secs=0, base_learning_rate=0.01)
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+def _start(*args, env=None):
+    return subprocess.Popen([sys.executable, SCRIPT, *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+
+
+def _finish(process):
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err[-3000:]
+    line = [l for l in out.splitlines() if l.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT "):]), err
+
+
+def _run(*args, env=None):
+    return _finish(_start(*args, env=env))
+
+
+def _weights(logdir, step):
+    files = sorted(glob.glob(os.path.join(logdir, f"weights_{step}_*.npz")))
+    return [dict(np.load(f)) for f in files]
+
+
+def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(toy_dataset, tmp_path):
+    """Under op determinism: 4 steps in one go == 2 steps, a restart, 2 more steps (data order included)."""
+    runs = [_start(toy_dataset, tmp_path / "straight", "wss", "--deterministic"),
+            _start(toy_dataset, tmp_path / "resumed", "wss", "--deterministic", "--stop_at", 2)]
+    (straight, _), (first, _) = [_finish(p) for p in runs]
+    assert first["step"] == 2
+    resumed, log = _run(toy_dataset, tmp_path / "resumed", "wss", "--deterministic")
+    assert "resumed from" in log and "ckpt-2" in log
+    assert resumed["step"] == 4 and resumed["lr"] == pytest.approx(straight["lr"])
+    a, b = _weights(tmp_path / "straight", 4)[0], _weights(tmp_path / "resumed", 4)[0]
+    assert max(float(np.abs(a[k] - b[k]).max()) for k in a) == 0.0
+
+
+def test_two_replicas_give_the_weights_of_one(toy_dataset, tmp_path):
+    """One step with 2 logical CPU replicas (2 images each) == 1 replica on the same 4 images.
+
+    The 4 images are the 2 images twice, and dropout is switched off: per-replica batch-norm statistics, the
+    per-replica loss normalisers and RMS, and dropout masks drawn per replica would otherwise differ (by design,
+    as the official per-clone graph). What remains to compare is the distributed machinery: gradient
+    aggregation, loss scaling by the replica count, weight decay counted once, variable sync. Tolerance 1e-5:
+    float summation order.
+    """
+    from wss_tf.data import pipeline
+    from wss_tf.trainer import Trainer
+
+    config = toy_config(toy_dataset, tmp_path / "one", train_batch_size=4)
+    one = Trainer(config, tf.distribute.MirroredStrategy(["/cpu:0"]))
+    two = Trainer(config.replace(train_logdir=str(tmp_path / "two")),
+                  tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+    for trainer in (one, two):
+        for layer in trainer.model._flatten_layers():
+            if hasattr(layer, "rate"):
+                layer.rate = 0.0
+        trainer.model.head.use_dropout = False
+    target = official_variable_map(two.model)
+    for name, var in official_variable_map(one.model).items():
+        target[name].assign(var.numpy())
+
+    stream = lambda split: pipeline.StreamConfig(toy_dataset, split, 4, 2, seed=3)  # noqa: E731
+    labeled = next(iter(pipeline.labeled_dataset(stream("train"), config.augment())))
+    unlabeled = next(iter(pipeline.unlabeled_dataset(stream("pool"), config.augment())))
+    doubled = lambda batch: {k: tf.concat([v, v], 0) for k, v in batch.items()}  # noqa: E731
+
+    def feed(trainer, batch):
+        return trainer.strategy.experimental_distribute_values_from_function(lambda ctx: batch)
+
+    r1 = one.train_step(feed(one, doubled(labeled)), feed(one, doubled(unlabeled)))
+    r2 = two.train_step(feed(two, labeled), feed(two, unlabeled))
+    assert float(r1["consistency"]) > 0
+    np.testing.assert_allclose(float(r1["total"]), float(r2["total"]), rtol=1e-5)
+    after_one, after_two = official_variable_map(one.model), official_variable_map(two.model)
+    diff = max(float(np.abs(after_one[n].numpy() - after_two[n].numpy()).max()) for n in after_one)
+    moved = max(float(np.abs(after_one[n].numpy() - target[n].numpy()).max()) for n in after_one)
+    worst = sorted(((float(np.abs(after_one[n].numpy() - after_two[n].numpy()).max()), n) for n in after_one))[-6:]
+    assert diff < 1e-5, worst
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_multi_worker_training_on_localhost(toy_dataset, tmp_path):
+    """Two processes under MultiWorkerMirroredStrategy (TF_CONFIG on 127.0.0.1) train in step: same weights."""
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    procs = [_start(toy_dataset, tmp_path / "mw", "sup", "--steps", 2, env={**os.environ, "TF_CONFIG": json.dumps(
+        {"cluster": cluster, "task": {"type": "worker", "index": index}})}) for index in range(2)]
+    (first, log), (second, _) = [_finish(p) for p in procs]
+    assert first["step"] == second["step"] == 2
+    assert first["checksum"] == pytest.approx(second["checksum"], rel=1e-6)
+    assert "multi-worker training: 2 replicas" in log

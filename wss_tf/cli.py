@@ -1,0 +1,65 @@
+"""absl flags for every TrainConfig field, under the official flag names, plus --config (a JSON experiment).
+
+Precedence: the script's defaults < the --config file < flags given on the command line. Sequence flags take
+the official repeated form (--atrous_rates=6 --atrous_rates=12 --atrous_rates=18) or a comma list (6,12,18).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+
+from absl import flags
+
+from wss_tf.config import TrainConfig
+
+_SEQUENCE_FIELDS = {f.name for f in dataclasses.fields(TrainConfig) if "tuple" in str(f.type)}
+_OPTIONAL_INT = {"decoder_output_stride"}
+
+
+def define_train_flags(defaults: dict | None = None) -> None:
+    defaults = {**{f.name: f.default for f in dataclasses.fields(TrainConfig)}, **(defaults or {})}
+    flags.DEFINE_string("config", None, "JSON file with an experiment's settings (keys = these flag names)")
+    for field in dataclasses.fields(TrainConfig):
+        name, default = field.name, defaults[field.name]
+        help_text = f"official flag {name} (see wss_tf/config.py)"
+        if name in _SEQUENCE_FIELDS:
+            value = None if default is None else [str(v) for v in default]
+            flags.DEFINE_multi_string(name, value, help_text + "; repeat the flag or give a comma list")
+        elif name in _OPTIONAL_INT:
+            flags.DEFINE_string(name, None if default is None else str(default), help_text + "; 'none' = off")
+        elif isinstance(default, bool):
+            flags.DEFINE_bool(name, default, help_text)
+        elif isinstance(default, int):
+            flags.DEFINE_integer(name, default, help_text)
+        elif isinstance(default, float):
+            flags.DEFINE_float(name, default, help_text)
+        else:
+            flags.DEFINE_string(name, default, help_text)
+
+
+def _convert(name: str, value):
+    if value is None:
+        return None
+    if name in _SEQUENCE_FIELDS:
+        items = [p for v in value for p in str(v).split(",") if p.strip()]
+        if not items or items == ["none"]:
+            return None
+        hint = typing.get_type_hints(TrainConfig)[name]
+        cast = float if "float" in str(hint) else int
+        return tuple(cast(p) for p in items)
+    if name in _OPTIONAL_INT:
+        return None if str(value).lower() in ("none", "") else int(value)
+    return value
+
+
+def config_from_flags(flag_values=flags.FLAGS, defaults: dict | None = None) -> TrainConfig:
+    values = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    values.update(defaults or {})
+    if flag_values.config:
+        with open(flag_values.config) as f:
+            values = dataclasses.asdict(TrainConfig.from_dict({**values, **json.load(f)}))
+    for field in dataclasses.fields(TrainConfig):
+        if flag_values[field.name].present:
+            values[field.name] = _convert(field.name, flag_values[field.name].value)
+    return TrainConfig(**values)

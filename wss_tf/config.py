@@ -1,0 +1,134 @@
+"""One training experiment as data: every official flag of train_sup.py / train_wss.py (same names, same
+defaults unless noted), read once at the edge (flags or a JSON config file) and passed down."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Optional
+
+from deeplab import DeepLabConfig
+from wss_tf.data.augment import AugmentConfig
+from wss_tf.pseudo_label import PseudoLabelConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    mode: str = "wss"  # "wss" (train_wss.py) or "sup" (train_sup.py)
+    # model (common.py)
+    model_variant: str = "xception_65"
+    output_stride: int = 16
+    atrous_rates: Optional[tuple[int, ...]] = (6, 12, 18)
+    multi_grid: Optional[tuple[int, ...]] = None
+    decoder_output_stride: Optional[int] = 4
+    aspp_convs_filters: int = 256
+    decoder_filters: int = 256
+    # data
+    dataset: str = "pascal_voc_seg"
+    dataset_dir: str = ""
+    train_split: str = "train"
+    train_split_cls: str = "train_aug"
+    train_crop_size: tuple[int, int] = (513, 513)
+    min_scale_factor: float = 0.5
+    max_scale_factor: float = 2.0
+    scale_factor_step_size: float = 0.25
+    strong_augmentation: str = "jitter_cutout"
+    cutout_pad_size: int = 50  # official constant; scale it with the crop on small crops
+    # optimisation
+    train_logdir: str = ""
+    training_number_of_steps: int = 30000
+    train_batch_size: int = 64  # global, over all replicas (each replica: train_batch_size / replicas)
+    num_clones: int = 0  # replicas; 0 = every local GPU, or one CPU replica
+    optimizer: str = "momentum"
+    learning_policy: str = "poly"
+    base_learning_rate: float = 0.007  # train_sup.py's default is 1e-4 (see sup_defaults)
+    decay_steps: float = 0.0
+    end_learning_rate: float = 0.0
+    learning_rate_decay_factor: float = 0.1
+    learning_rate_decay_step: int = 2000
+    learning_power: float = 0.9
+    momentum: float = 0.9
+    adam_learning_rate: float = 0.001
+    adam_epsilon: float = 1e-8
+    weight_decay: float = 4e-5
+    slow_start_step: int = 0
+    slow_start_learning_rate: float = 1e-4
+    last_layer_gradient_multiplier: float = 1.0
+    last_layers_contain_logits_only: bool = True
+    fine_tune_batch_norm: bool = True
+    sync_batch_norm: bool = False  # not in the official code: it never synchronises
+    tf_initial_checkpoint: str = ""
+    initialize_last_layer: bool = False
+    # PseudoSeg (train_wss.py)
+    weakly: bool = False
+    soft_pseudo_label: bool = True
+    pseudo_label_threshold: float = 0.0
+    unlabeled_weight: float = 1.0
+    att_strides: tuple[int, ...] = (15, 16)
+    attention_dim: int = 128
+    use_attention: bool = True
+    pseudo_src: str = "avg"
+    temperature: float = 0.5
+    logit_norm: bool = True
+    cls_with_cls: bool = True
+    cam_weights: str = "official"  # "official": dropout-averaged kernel on labeled images; "kernel": plain kernel
+    official_labeled_passes: bool = False  # True: a second backbone pass on labeled images, as the official graph
+    # bookkeeping
+    log_steps: int = 10
+    save_interval_secs: int = 1200
+    save_interval_steps: int = 0  # 0 = by time only
+    save_summaries_secs: int = 180
+    save_summaries_images: bool = True
+    max_to_keep: int = 3
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.mode not in ("wss", "sup"):
+            raise ValueError(f"mode must be 'wss' or 'sup', got {self.mode!r}")
+        self.deeplab()  # model options fail here, before anything is built
+        self.augment()
+        self.pseudo_label()
+        if self.training_number_of_steps <= 0:
+            raise ValueError("training_number_of_steps must be positive")
+
+    def deeplab(self, num_classes: int = 21) -> DeepLabConfig:
+        return DeepLabConfig(
+            model_variant=self.model_variant, num_classes=num_classes, output_stride=self.output_stride,
+            atrous_rates=self.atrous_rates, multi_grid=self.multi_grid,
+            decoder_output_stride=self.decoder_output_stride, aspp_convs_filters=self.aspp_convs_filters,
+            decoder_filters=self.decoder_filters, weight_decay=self.weight_decay,
+            fine_tune_batch_norm=self.fine_tune_batch_norm, sync_batch_norm=self.sync_batch_norm)
+
+    def augment(self) -> AugmentConfig:
+        from deeplab import get_spec
+
+        return AugmentConfig(
+            crop_size=tuple(self.train_crop_size), mean_pixel=get_spec(self.model_variant).mean_pixel,
+            min_scale_factor=self.min_scale_factor, max_scale_factor=self.max_scale_factor,
+            scale_factor_step_size=self.scale_factor_step_size, strong_augmentation=self.strong_augmentation,
+            cutout_pad_size=self.cutout_pad_size)
+
+    def pseudo_label(self) -> PseudoLabelConfig:
+        return PseudoLabelConfig(
+            use_attention=self.use_attention, pseudo_src=self.pseudo_src, logit_norm=self.logit_norm,
+            temperature=self.temperature, soft_pseudo_label=self.soft_pseudo_label,
+            pseudo_label_threshold=self.pseudo_label_threshold)
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; known keys are the official flag names")
+        converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        return cls(**converted)
+
+
+# train_sup.py's own defaults, where they differ from train_wss.py (spec 7.1).
+SUP_DEFAULTS = dict(mode="sup", base_learning_rate=1e-4, initialize_last_layer=True,
+                    last_layers_contain_logits_only=False, save_summaries_secs=600, save_summaries_images=False)

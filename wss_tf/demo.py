@@ -1,0 +1,74 @@
+"""The main job: on a dataset the project generates, train the supervised baseline and PseudoSeg with the same
+labeled images and schedule, evaluate both on the val split, and print a small mIoU table.
+
+  ./run.sh [--config=configs/demo.json] [--workdir=runs/demo] [--training_number_of_steps=N] [--train_split=...]
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from absl import app, flags, logging
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+flags.DEFINE_string("config", os.path.join(ROOT, "configs", "demo.json"), "shared settings of both runs")
+flags.DEFINE_string("workdir", os.path.join(ROOT, "runs", "demo"), "data, checkpoints and logs go here")
+flags.DEFINE_integer("training_number_of_steps", None, "override the config's step count")
+flags.DEFINE_string("train_split", None, "override the labeled split (labeled_16 or labeled_64)")
+flags.DEFINE_integer("seed", 0, "data-generation and training seed")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.INFO)
+    from wss_tf.distribute import make_strategy
+
+    with open(FLAGS.config) as f:
+        settings = json.load(f)
+    strategy = make_strategy(settings.get("num_clones", 1))
+
+    from wss_tf.config import TrainConfig
+    from wss_tf.data import pipeline
+    from wss_tf.data.synthetic import generate
+    from wss_tf.evaluation import evaluate
+    from wss_tf.trainer import Trainer
+
+    started = time.time()
+    data = generate(os.path.join(FLAGS.workdir, "data"), seed=FLAGS.seed)
+    logging.info("dataset: %s (%s)", data.output_dir, ", ".join(f"{k} {v}" for k, v in data.split_sizes.items()))
+    settings.update(dataset_dir=data.output_dir, seed=FLAGS.seed)
+    if FLAGS.training_number_of_steps:
+        settings["training_number_of_steps"] = FLAGS.training_number_of_steps
+    if FLAGS.train_split:
+        settings["train_split"] = FLAGS.train_split
+
+    rows = []
+    for name, mode in (("supervised baseline", "sup"), ("PseudoSeg", "wss")):
+        config = TrainConfig.from_dict({**settings, "mode": mode,
+                                        "train_logdir": os.path.join(FLAGS.workdir, f"{mode}_{settings['train_split']}")})
+        logging.info("=== %s: %d steps on %s, logs in %s", name, config.training_number_of_steps,
+                     config.train_split, config.train_logdir)
+        t0 = time.time()
+        trainer = Trainer(config, strategy)
+        trainer.run()
+        train_seconds = time.time() - t0
+        stream = pipeline.StreamConfig(data.output_dir, "val", data.num_classes, batch_size=8)
+        val = pipeline.eval_dataset(stream, data.eval_crop, trainer.model.spec.mean_pixel)
+        result = evaluate(trainer.model, val, data.num_classes, list(data.class_names))
+        with open(os.path.join(config.train_logdir, "val_result.json"), "w") as f:
+            json.dump(result, f, indent=2)
+        rows.append((name, result, train_seconds))
+
+    print()
+    print(f"{'method':22s} {'val mIoU':>9s} {'pixel acc':>10s} {'train time':>11s}   labeled split: "
+          f"{settings['train_split']}, {settings['training_number_of_steps']} steps")
+    for name, result, seconds in rows:
+        print(f"{name:22s} {100 * result['miou']:8.1f}% {100 * result['pixel_accuracy']:9.1f}% {seconds:10.0f}s")
+    print(f"\ntotal {time.time() - started:.0f}s; per-class IoU in {FLAGS.workdir}/*/val_result.json; "
+          f"TensorBoard: ./run.sh python -m tensorboard.main --logdir {FLAGS.workdir}")
+
+
+if __name__ == "__main__":
+    app.run(main)

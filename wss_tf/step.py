@@ -1,0 +1,122 @@
+"""One training step on one replica: train_wss.py's graph (spec 3.6) and train_sup.py's, as plain functions.
+
+Losses are normalised per replica, as the official per-clone losses; the replica's total is divided by the
+number of replicas, so the gradients the strategy sums are the official mean over clones, and the weight
+decay (`model.losses`) counts once per step.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from deeplab.layers import resize_bilinear
+from wss_tf.cam import class_activation_map, nearest_resize
+from wss_tf.losses import classification_loss, consistency_loss, segmentation_cross_entropy
+from wss_tf.pseudo_label import pseudo_label
+
+
+def _sgc_logits(model, end_points, cam_kernel, image_labels, valid_at_logits):
+    """CAM of the final feature, propagated by the SGC; valid mask nearest-resized to the CAM grid."""
+    features = end_points[model.final_end_point]
+    cam = class_activation_map(features, cam_kernel, image_labels)
+    valid = nearest_resize(valid_at_logits, tf.shape(cam)[1:3])
+    return model.sgc([end_points[name] for name in model.attention_end_points], cam, valid)
+
+
+def make_pseudo_label(model, config, x_weak, valid, cls_label=None):
+    """The weak view's soft pseudo label (no gradient): decoder logits from a training-mode pass, fused with
+    the SGC of an inference-mode backbone pass. Returns (target, confident, valid at the logits grid, monitors)."""
+    logits_w = model.segmenter(x_weak, training=True)["logits"]
+    grid = tf.shape(logits_w)[1:3]
+    valid_w = tf.cast(nearest_resize(valid, grid), tf.float32)
+    att_w = None
+    if config.use_attention:
+        end_points = model.segmenter.backbone(x_weak, training=False)
+        cls_logits, cam_kernel = model.head(end_points[model.final_end_point], training=False)
+        labels = cls_label if config.weakly else tf.cast(tf.sigmoid(cls_logits) >= 0.5, tf.float32)
+        att_w = resize_bilinear(_sgc_logits(model, end_points, cam_kernel, labels, valid_w), grid)
+    target, confident = pseudo_label(logits_w, att_w, config.pseudo_label())
+    return target, confident, valid_w, {"decoder": logits_w, "sgc": att_w}
+
+
+def wss_losses(model, config, labeled, unlabeled, tape):
+    """The PseudoSeg losses of one replica's batch, top to bottom (train_wss.py `_build_pseudo_seg`)."""
+    losses, monitors = {}, {}
+    x_l, y_l, valid_l, cls_l = labeled["image"], labeled["label"], labeled["valid"], labeled["cls_label"]
+
+    # Labeled images: one training-mode pass feeds the supervised loss, the classifier and the SGC (the official
+    # graph runs the backbone twice here, in the same mode on the same images; official_labeled_passes=True too).
+    out_l = model.segmenter(x_l, training=True)
+    losses["supervised"] = segmentation_cross_entropy(out_l["logits"], y_l)
+    if config.use_attention:
+        features_l = out_l if not config.official_labeled_passes else model.segmenter.backbone(x_l, training=True)
+        cls_logits_l, cam_kernel = model.head(features_l[model.final_end_point], training=True)
+        valid_l_grid = nearest_resize(valid_l, tf.shape(out_l["logits"])[1:3])
+        att_l = _sgc_logits(model, features_l, cam_kernel, cls_l, valid_l_grid)  # trains only the SGC
+        losses["sgc"] = segmentation_cross_entropy(att_l, y_l)
+        if not config.weakly:
+            losses["classification"] = classification_loss(cls_logits_l, cls_l)
+    if config.weakly:  # image-level labels of the unlabeled images train the classifier
+        if config.cls_with_cls:
+            end_points_w = model.segmenter.backbone(unlabeled["weak"], training=True)
+            cls_logits_w, _ = model.head(end_points_w[model.final_end_point], training=True)
+            losses["classification"] = classification_loss(cls_logits_w, unlabeled["cls_label"])
+        elif config.use_attention:
+            losses["classification"] = classification_loss(cls_logits_l, cls_l)
+
+    # Unlabeled images: a pseudo label from the weak view, without gradient ...
+    with tape.stop_recording():
+        target, confident, valid_u, sources = make_pseudo_label(
+            model, config, unlabeled["weak"], unlabeled["valid"], unlabeled.get("cls_label"))
+    # ... taught to the strong view, at the logits' resolution, over valid (non-padding, non-cutout) pixels.
+    logits_s = model.segmenter(unlabeled["strong"], training=True)["logits"]
+    losses["consistency"] = config.unlabeled_weight * consistency_loss(target, logits_s, valid_u, confident)
+
+    with tape.stop_recording():
+        monitors = pseudo_label_monitors(target, sources, logits_s, unlabeled["label"], valid_u)
+    return losses, monitors
+
+
+def sup_losses(model, config, labeled, classification=None):
+    """train_sup.py: the supervised loss; with --weakly also the classifier on the image-labeled stream."""
+    losses = {"supervised": segmentation_cross_entropy(model.segmenter(labeled["image"], training=True)["logits"],
+                                                       labeled["label"])}
+    if config.weakly and classification is not None:
+        end_points = model.segmenter.backbone(classification["image"], training=True)
+        cls_logits, _ = model.head(end_points[model.final_end_point], training=True)
+        losses["classification"] = classification_loss(cls_logits, classification["cls_label"])
+    return losses, {}
+
+
+def pseudo_label_monitors(target, sources, logits_s, label, valid):
+    """The official monitors: accuracy of the pseudo label, the decoder (weak), the SGC and the strong view's
+    prediction against the unlabeled images' masks (where known and valid), and the pseudo label's confidence."""
+    grid = tf.shape(logits_s)[1:3]
+    truth = nearest_resize(label, grid)[..., 0]
+    known = tf.cast((truth != 255) & (valid[..., 0] > 0), tf.float32)
+    count = tf.reduce_sum(known)
+
+    def accuracy(prediction):
+        hit = tf.cast(tf.equal(tf.cast(prediction, tf.int32), tf.cast(truth, tf.int32)), tf.float32)
+        return tf.math.divide_no_nan(tf.reduce_sum(hit * known), count)
+
+    hard = target if target.dtype.is_integer else tf.argmax(target, -1)
+    monitors = {"pseudo_label_accuracy": accuracy(hard),
+                "weak_accuracy": accuracy(tf.argmax(sources["decoder"], -1)),
+                "strong_accuracy": accuracy(tf.argmax(logits_s, -1))}
+    if sources["sgc"] is not None:
+        monitors["sgc_accuracy"] = accuracy(tf.argmax(sources["sgc"], -1))
+    if not target.dtype.is_integer:
+        valid_count = tf.reduce_sum(valid)
+        monitors["pseudo_label_confidence"] = tf.math.divide_no_nan(
+            tf.reduce_sum(tf.reduce_max(target, -1) * valid[..., 0]), valid_count)
+    return monitors
+
+
+def apply_gradients(model, optimizer, tape, total, multipliers: dict):
+    """Gradients of the replica's total; variables named in `multipliers` (the logits biases) scaled first."""
+    variables = model.trainable_variables
+    gradients = tape.gradient(total, variables)
+    if multipliers:
+        gradients = [g * multipliers[id(v)] if id(v) in multipliers and g is not None else g
+                     for g, v in zip(gradients, variables)]
+    optimizer.apply_gradients([(g, v) for g, v in zip(gradients, variables) if g is not None])

@@ -1,0 +1,242 @@
+"""The training loop of train_sup.py and train_wss.py: strategy, data, model, checkpoints, summaries, progress."""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from deeplab import load_official_checkpoint, official_variable_map
+from wss_tf import step as steps
+from wss_tf.config import TrainConfig
+from wss_tf.data import pipeline
+from wss_tf.data.datasets import load_dataset_info
+from wss_tf.distribute import is_chief, make_strategy
+from wss_tf.model import PseudoSegModel
+from wss_tf.optim import DeepLabLearningRate, gradient_multipliers, make_optimizer
+
+# model.get_extra_layer_scopes: the official "last layers".
+_LAST_LAYERS_ALL = ("logits", "image_pooling", "aspp", "concat_projection", "decoder", "meta_architecture")
+
+
+def last_layers(config: TrainConfig, model) -> tuple[str, ...]:
+    scopes = ("logits",) if config.last_layers_contain_logits_only else _LAST_LAYERS_ALL
+    return scopes + (f"{model.spec.scope}/logits",)
+
+
+class Trainer:
+    """Builds everything a run needs from a TrainConfig, then `run()` trains to training_number_of_steps.
+
+    A run resumes from the latest checkpoint in train_logdir (step, weights, optimizer state; the learning rate
+    follows the step) and otherwise initialises from tf_initial_checkpoint.
+    """
+
+    def __init__(self, config: TrainConfig, strategy: tf.distribute.Strategy | None = None):
+        if not config.train_logdir:
+            raise ValueError("train_logdir is required")
+        if not config.dataset_dir:
+            raise ValueError("dataset_dir is required")
+        self.config = config
+        self.strategy = strategy or make_strategy(config.num_clones)
+        self.replicas = self.strategy.num_replicas_in_sync
+        if config.train_batch_size % self.replicas:
+            raise ValueError(f"train_batch_size {config.train_batch_size} is not divisible by the "
+                             f"{self.replicas} replicas")
+        self.info = load_dataset_info(config.dataset, config.dataset_dir)
+        self.chief = is_chief(self.strategy)
+        self.logdir = config.train_logdir if self.chief else tempfile.mkdtemp(prefix="worker_")
+
+        with self.strategy.scope():
+            self.model = PseudoSegModel(
+                config.deeplab(self.info.num_classes), use_attention=config.use_attention,
+                attention_dim=config.attention_dim, att_strides=config.att_strides,
+                cam_weights=config.cam_weights).build_all()
+            self.schedule = DeepLabLearningRate(
+                config.learning_policy, config.base_learning_rate, config.training_number_of_steps,
+                learning_power=config.learning_power, end_learning_rate=config.end_learning_rate,
+                decay_steps=config.decay_steps, slow_start_step=config.slow_start_step,
+                slow_start_learning_rate=config.slow_start_learning_rate,
+                learning_rate_decay_factor=config.learning_rate_decay_factor,
+                learning_rate_decay_step=config.learning_rate_decay_step)
+            self.optimizer = make_optimizer(config.optimizer, self.schedule, momentum=config.momentum,
+                                            adam_learning_rate=config.adam_learning_rate,
+                                            adam_epsilon=config.adam_epsilon)
+            self.optimizer.build(self.model.trainable_variables)
+        names = official_variable_map(self.model)
+        self.multipliers = {id(names[n]): m for n, m in gradient_multipliers(
+            self.model, config.last_layer_gradient_multiplier, last_layers(config, self.model)).items()}
+        # Keras does not checkpoint its dropout seed states; they join so a resumed run draws the same masks.
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
+                                              seeds=seed_states(self.model))
+        self.manager = tf.train.CheckpointManager(self.checkpoint, self.logdir, max_to_keep=config.max_to_keep)
+        self.writer = tf.summary.create_file_writer(os.path.join(self.logdir, "train"))
+        self._step_fn = None
+
+    # ---- set-up -------------------------------------------------------------------------------------------
+    def restore_or_initialize(self) -> int:
+        latest = self.manager.latest_checkpoint
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            logging.info("resumed from %s at step %d", latest, self.step)
+        elif self.config.tf_initial_checkpoint:
+            exclude = () if self.config.initialize_last_layer else last_layers(self.config, self.model)
+            exclude += self._mismatched_heads(self.config.tf_initial_checkpoint)
+            report = load_official_checkpoint(self.model, self.config.tf_initial_checkpoint, exclude_scopes=exclude)
+            logging.info("initialised from %s\n%s", self.config.tf_initial_checkpoint, report.summary())
+        else:
+            logging.warning("no checkpoint in %s and no --tf_initial_checkpoint: training from scratch",
+                            self.logdir)
+        return self.step
+
+    def _mismatched_heads(self, checkpoint: str) -> tuple[str, ...]:
+        """The ImageNet checkpoints' 1001-way `{scope}/logits` never fits the K-way head: leave it out (the
+        official train_sup.py with --weakly would stop on the shape mismatch instead)."""
+        shapes = tf.train.load_checkpoint(checkpoint).get_variable_to_shape_map()
+        name = f"{self.model.spec.scope}/logits/weights"
+        variable = official_variable_map(self.model).get(name)
+        if name in shapes and variable is not None and tuple(shapes[name]) != tuple(variable.shape):
+            logging.info("not loading %s: checkpoint shape %s, model %s", name, shapes[name], variable.shape)
+            return (f"{self.model.spec.scope}/logits",)
+        return ()
+
+    @property
+    def step(self) -> int:
+        return int(self.optimizer.iterations.numpy())
+
+    def datasets(self, start_step: int):
+        """Distributed input streams; each resumes at the element position that `start_step` implies."""
+        c = self.config
+        augment = c.augment()
+
+        def stream(split, batch, input_context):
+            return pipeline.StreamConfig(c.dataset_dir, split, self.info.num_classes, batch, seed=c.seed,
+                                         start=start_step * batch)
+
+        labeled = pipeline.distribute(self.strategy, lambda b, ctx: pipeline.labeled_dataset(
+            stream(c.train_split, b, ctx), augment, ctx), c.train_batch_size)
+        second = None
+        if c.mode == "wss":
+            second = pipeline.distribute(self.strategy, lambda b, ctx: pipeline.unlabeled_dataset(
+                stream(c.train_split_cls, b, ctx), augment, with_cls=c.weakly, input_context=ctx),
+                c.train_batch_size)
+        elif c.weakly:
+            second = pipeline.distribute(self.strategy, lambda b, ctx: pipeline.labeled_dataset(
+                stream(c.train_split_cls, b, ctx), augment, ctx), c.train_batch_size)
+        return labeled, second
+
+    # ---- the step -----------------------------------------------------------------------------------------
+    def replica_step(self, labeled, second):
+        config, model = self.config, self.model
+        with tf.GradientTape() as tape:
+            if config.mode == "wss":
+                losses, monitors = steps.wss_losses(model, config, labeled, second, tape)
+            else:
+                losses, monitors = steps.sup_losses(model, config, labeled, second)
+            regularization = tf.add_n(model.losses) if model.losses else tf.constant(0.0)
+            total = (tf.add_n(list(losses.values())) + regularization) / self.replicas
+        steps.apply_gradients(model, self.optimizer, tape, total, self.multipliers)
+        finite = tf.reduce_all([tf.math.is_finite(v) for v in losses.values()])
+        return {**losses, "regularization": regularization, "total": tf.add_n(list(losses.values())) +
+                regularization, "all_finite": tf.cast(finite, tf.float32), **monitors}
+
+    def train_step(self, labeled, second):
+        if self._step_fn is None:
+            @tf.function
+            def step_fn(labeled, second):
+                results = self.strategy.run(self.replica_step, args=(labeled, second))
+                return {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+                        for k, v in results.items()}
+            self._step_fn = step_fn
+        return self._step_fn(labeled, second)
+
+    # ---- the loop -----------------------------------------------------------------------------------------
+    def save(self):
+        path = self.manager.save(checkpoint_number=self.step)
+        logging.info("saved checkpoint %s", path)
+        return path
+
+    def run(self, stop_at_step: int | None = None) -> dict:
+        """Trains to training_number_of_steps (or stops early at `stop_at_step`, e.g. to test resuming)."""
+        c = self.config
+        last_step = min(stop_at_step or c.training_number_of_steps, c.training_number_of_steps)
+        start = self.restore_or_initialize()
+        if start >= last_step:
+            logging.info("already trained to step %d", start)
+            return {}
+        labeled, second = self.datasets(start)
+        labeled_it, second_it = iter(labeled), iter(second) if second is not None else None
+        images_per_step = c.train_batch_size * (2 if second is not None else 1)
+        last_save = last_summary = time.time()
+        window_start, window_steps, results = time.time(), 0, {}
+        logging.info("training %s (%s) from step %d to %d, %d replicas, global batch %d", c.model_variant, c.mode,
+                     start, c.training_number_of_steps, self.replicas, c.train_batch_size)
+        try:
+            while self.step < last_step:
+                results = self.train_step(next(labeled_it), next(second_it) if second_it else None)
+                window_steps += 1
+                step = self.step
+                if not results["all_finite"] > 0:
+                    bad = [k for k, v in results.items() if not np.isfinite(float(v))]
+                    raise FloatingPointError(f"non-finite loss at step {step}: {', '.join(bad)}; the last "
+                                             f"checkpoint is kept: {self.manager.latest_checkpoint}")
+                if step % c.log_steps == 0 or step == c.training_number_of_steps:
+                    rate = window_steps * images_per_step / (time.time() - window_start)
+                    self._log_progress(step, results, rate)
+                    window_start, window_steps = time.time(), 0
+                now = time.time()
+                if self.chief and now - last_summary >= c.save_summaries_secs:
+                    self._write_summaries(step, results)
+                    last_summary = now
+                by_steps = c.save_interval_steps and step % c.save_interval_steps == 0
+                if by_steps or now - last_save >= c.save_interval_secs:
+                    self.save()
+                    last_save = now
+        finally:
+            if self.step > start:
+                self.save()
+        self._write_summaries(self.step, results)
+        return {k: float(v) for k, v in results.items()}
+
+    def _log_progress(self, step, results, images_per_second):
+        c = self.config
+        left = (c.training_number_of_steps - step) * c.train_batch_size * (2 if c.mode == "wss" else 1)
+        eta = left / max(images_per_second, 1e-9)
+        parts = " ".join(f"{k} {float(results[k]):.3f}" for k in ("supervised", "sgc", "classification",
+                                                                   "consistency") if k in results)
+        lr = float(self.schedule(step)) if c.optimizer == "momentum" else c.adam_learning_rate
+        extra = f"  pseudo-label acc {float(results['pseudo_label_accuracy']):.3f}" \
+            if "pseudo_label_accuracy" in results else ""
+        logging.info("step %d/%d  loss %.3f (%s)  lr %.2e%s  %.1f img/s  %s left", step, c.training_number_of_steps,
+                     float(results["total"]), parts, lr, extra, images_per_second, _duration(eta))
+
+    def _write_summaries(self, step, results):
+        if not self.chief or not results:
+            return
+        with self.writer.as_default(step=step):
+            for key, value in results.items():
+                if key != "all_finite":
+                    group = "monitor" if "accuracy" in key or "confidence" in key else "loss"
+                    tf.summary.scalar(f"{group}/{key}", float(value))
+            lr = self.schedule(step) if self.config.optimizer == "momentum" else self.config.adam_learning_rate
+            tf.summary.scalar("learning_rate", float(lr))
+        self.writer.flush()
+
+
+def seed_states(model) -> dict:
+    """The state variables of every Keras seed generator in `model` (dropout masks), keyed by layer name."""
+    states = {}
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        generator = getattr(layer, "seed_generator", None)
+        if generator is not None:
+            states[layer.name] = generator.state
+    return states
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
