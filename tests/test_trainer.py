@@ -60,47 +60,48 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(toy_dataset, tm
 
 
 def test_two_replicas_give_the_weights_of_one(toy_dataset, tmp_path):
-    """One step with 2 logical CPU replicas (2 images each) == 1 replica on the same 4 images.
+    """One step on 2 logical CPU replicas, each fed the same 2 images, == one replica fed those 2 images.
 
-    The 4 images are the 2 images twice, and dropout is switched off: per-replica batch-norm statistics, the
-    per-replica loss normalisers and RMS, and dropout masks drawn per replica would otherwise differ (by design,
-    as the official per-clone graph). What remains to compare is the distributed machinery: gradient
-    aggregation, loss scaling by the replica count, weight decay counted once, variable sync. Tolerance 1e-5:
-    float summation order.
+    The per-replica computation is then identical, so the comparison isolates the distributed machinery:
+    gradients summed over replicas, each replica's loss divided by the replica count, weight decay counted once,
+    mirrored variables (batch-norm statistics included) kept in sync. A wrong scaling would double or halve the
+    update. Dropout is off (masks are drawn per replica) and the classifier bias is 1, so the untrained model's
+    predicted image-level labels do not sit on the 0.5 threshold. Tolerance 1e-6: float summation order.
+    (With the same global batch, 4 images on 1 replica against 2+2, per-replica batch-norm statistics and loss
+    normalisers differ by design, as in the official per-clone graph; see the README.)
     """
     from wss_tf.data import pipeline
     from wss_tf.trainer import Trainer
 
-    config = toy_config(toy_dataset, tmp_path / "one", train_batch_size=4)
-    one = Trainer(config, tf.distribute.MirroredStrategy(["/cpu:0"]))
-    two = Trainer(config.replace(train_logdir=str(tmp_path / "two")),
+    one = Trainer(toy_config(toy_dataset, tmp_path / "one", train_batch_size=2),
+                  tf.distribute.MirroredStrategy(["/cpu:0"]))
+    two = Trainer(toy_config(toy_dataset, tmp_path / "two", train_batch_size=4),
                   tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
     for trainer in (one, two):
         for layer in trainer.model._flatten_layers():
             if hasattr(layer, "rate"):
                 layer.rate = 0.0
         trainer.model.head.use_dropout = False
-    target = official_variable_map(two.model)
-    for name, var in official_variable_map(one.model).items():
-        target[name].assign(var.numpy())
+    one.model.head.conv.bias.assign(np.ones(3, np.float32))
+    start = {n: v.numpy() for n, v in official_variable_map(one.model).items()}
+    for name, var in official_variable_map(two.model).items():
+        var.assign(start[name])
 
     stream = lambda split: pipeline.StreamConfig(toy_dataset, split, 4, 2, seed=3)  # noqa: E731
-    labeled = next(iter(pipeline.labeled_dataset(stream("train"), config.augment())))
-    unlabeled = next(iter(pipeline.unlabeled_dataset(stream("pool"), config.augment())))
-    doubled = lambda batch: {k: tf.concat([v, v], 0) for k, v in batch.items()}  # noqa: E731
+    labeled = next(iter(pipeline.labeled_dataset(stream("train"), one.config.augment())))
+    unlabeled = next(iter(pipeline.unlabeled_dataset(stream("pool"), one.config.augment())))
 
     def feed(trainer, batch):
         return trainer.strategy.experimental_distribute_values_from_function(lambda ctx: batch)
 
-    r1 = one.train_step(feed(one, doubled(labeled)), feed(one, doubled(unlabeled)))
+    r1 = one.train_step(feed(one, labeled), feed(one, unlabeled))
     r2 = two.train_step(feed(two, labeled), feed(two, unlabeled))
-    assert float(r1["consistency"]) > 0
-    np.testing.assert_allclose(float(r1["total"]), float(r2["total"]), rtol=1e-5)
+    assert float(r1["consistency"]) > 0 and float(r1["sgc"]) > 0
+    np.testing.assert_allclose(float(r1["total"]), float(r2["total"]), rtol=1e-6)
     after_one, after_two = official_variable_map(one.model), official_variable_map(two.model)
-    diff = max(float(np.abs(after_one[n].numpy() - after_two[n].numpy()).max()) for n in after_one)
-    moved = max(float(np.abs(after_one[n].numpy() - target[n].numpy()).max()) for n in after_one)
-    worst = sorted(((float(np.abs(after_one[n].numpy() - after_two[n].numpy()).max()), n) for n in after_one))[-6:]
-    assert diff < 1e-5, worst
+    worst = max((float(np.abs(after_one[n].numpy() - after_two[n].numpy()).max()), n) for n in after_one)
+    assert worst[0] < 1e-6, worst
+    assert max(float(np.abs(after_one[n].numpy() - start[n]).max()) for n in start) > 1e-3  # the step moved
 
 
 def _free_ports(n):

@@ -73,18 +73,40 @@ def wss_losses(model, config, labeled, unlabeled, tape):
 
     with tape.stop_recording():
         monitors = pseudo_label_monitors(target, sources, logits_s, unlabeled["label"], valid_u)
-    return losses, monitors
+        visuals = {"labeled/image": x_l, "labeled/ground_truth": y_l, "labeled/prediction": out_l["logits"],
+                   "unlabeled/weak": unlabeled["weak"], "unlabeled/strong": unlabeled["strong"],
+                   "unlabeled/pseudo_label": target, "unlabeled/strong_prediction": logits_s,
+                   "unlabeled/ground_truth": unlabeled["label"]}
+    return losses, monitors, visuals
 
 
 def sup_losses(model, config, labeled, classification=None):
     """train_sup.py: the supervised loss; with --weakly also the classifier on the image-labeled stream."""
-    losses = {"supervised": segmentation_cross_entropy(model.segmenter(labeled["image"], training=True)["logits"],
-                                                       labeled["label"])}
+    logits = model.segmenter(labeled["image"], training=True)["logits"]
+    losses = {"supervised": segmentation_cross_entropy(logits, labeled["label"])}
     if config.weakly and classification is not None:
         end_points = model.segmenter.backbone(classification["image"], training=True)
         cls_logits, _ = model.head(end_points[model.final_end_point], training=True)
         losses["classification"] = classification_loss(cls_logits, classification["cls_label"])
-    return losses, {}
+    visuals = {"labeled/image": labeled["image"], "labeled/ground_truth": labeled["label"],
+               "labeled/prediction": logits}
+    return losses, {}, visuals
+
+
+def summary_images(visuals: dict, count: int = 2) -> dict:
+    """uint8 images of the first `count` examples: inputs as they are, labels, logits and soft targets as
+    class maps (argmax), each at its own resolution."""
+    images = {}
+    for key, value in visuals.items():
+        value = value[:count]
+        if value.dtype.is_floating and value.shape[-1] == 3 and ("image" in key or "weak" in key or "strong" in key)\
+                and "prediction" not in key:
+            images[key] = tf.cast(tf.clip_by_value(value, 0, 255), tf.uint8)
+        elif value.dtype.is_floating:
+            images[key] = tf.argmax(value, axis=-1, output_type=tf.int32)[..., tf.newaxis]
+        else:
+            images[key] = tf.cast(value if value.shape.rank == 4 else value[..., tf.newaxis], tf.int32)
+    return images
 
 
 def pseudo_label_monitors(target, sources, logits_s, label, valid):

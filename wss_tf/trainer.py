@@ -11,6 +11,7 @@ from absl import logging
 
 from deeplab import load_official_checkpoint, official_variable_map
 from wss_tf import step as steps
+from wss_tf.colormap import colorize
 from wss_tf.config import TrainConfig
 from wss_tf.data import pipeline
 from wss_tf.data.datasets import load_dataset_info
@@ -74,6 +75,7 @@ class Trainer:
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.logdir, max_to_keep=config.max_to_keep)
         self.writer = tf.summary.create_file_writer(os.path.join(self.logdir, "train"))
         self._step_fn = None
+        self._last_images = {}
 
     # ---- set-up -------------------------------------------------------------------------------------------
     def restore_or_initialize(self) -> int:
@@ -132,25 +134,30 @@ class Trainer:
         config, model = self.config, self.model
         with tf.GradientTape() as tape:
             if config.mode == "wss":
-                losses, monitors = steps.wss_losses(model, config, labeled, second, tape)
+                losses, monitors, visuals = steps.wss_losses(model, config, labeled, second, tape)
             else:
-                losses, monitors = steps.sup_losses(model, config, labeled, second)
+                losses, monitors, visuals = steps.sup_losses(model, config, labeled, second)
             regularization = tf.add_n(model.losses) if model.losses else tf.constant(0.0)
             total = (tf.add_n(list(losses.values())) + regularization) / self.replicas
         steps.apply_gradients(model, self.optimizer, tape, total, self.multipliers)
         finite = tf.reduce_all([tf.math.is_finite(v) for v in losses.values()])
-        return {**losses, "regularization": regularization, "total": tf.add_n(list(losses.values())) +
-                regularization, "all_finite": tf.cast(finite, tf.float32), **monitors}
+        scalars = {**losses, "regularization": regularization, "total": tf.add_n(list(losses.values())) +
+                   regularization, "all_finite": tf.cast(finite, tf.float32), **monitors}
+        return scalars, steps.summary_images(visuals) if config.save_summaries_images else {}
 
     def train_step(self, labeled, second):
+        """One step on every replica: scalars averaged over replicas, summary images of the first replica."""
         if self._step_fn is None:
             @tf.function
             def step_fn(labeled, second):
-                results = self.strategy.run(self.replica_step, args=(labeled, second))
-                return {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
-                        for k, v in results.items()}
+                scalars, images = self.strategy.run(self.replica_step, args=(labeled, second))
+                scalars = {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+                           for k, v in scalars.items()}
+                images = {k: self.strategy.experimental_local_results(v)[0] for k, v in images.items()}
+                return scalars, images
             self._step_fn = step_fn
-        return self._step_fn(labeled, second)
+        scalars, self._last_images = self._step_fn(labeled, second)
+        return scalars
 
     # ---- the loop -----------------------------------------------------------------------------------------
     def save(self):
@@ -222,6 +229,10 @@ class Trainer:
                     tf.summary.scalar(f"{group}/{key}", float(value))
             lr = self.schedule(step) if self.config.optimizer == "momentum" else self.config.adam_learning_rate
             tf.summary.scalar("learning_rate", float(lr))
+            for key, image in self._last_images.items():
+                if image.dtype != tf.uint8:  # class maps, in the pascal colours
+                    image = colorize(image[..., 0])
+                tf.summary.image(key, image, max_outputs=image.shape[0])
         self.writer.flush()
 
 
