@@ -17,25 +17,27 @@ _SEQUENCE_FIELDS = {f.name for f in dataclasses.fields(TrainConfig) if "tuple" i
 _OPTIONAL_INT = {"decoder_output_stride"}
 
 
-def define_train_flags(defaults: dict | None = None) -> None:
+def define_train_flags(defaults: dict | None = None, flag_values=flags.FLAGS) -> None:
     defaults = {**{f.name: f.default for f in dataclasses.fields(TrainConfig)}, **(defaults or {})}
-    flags.DEFINE_string("config", None, "JSON file with an experiment's settings (keys = these flag names)")
+    fv = flag_values
+    flags.DEFINE_string("config", None, "JSON file with an experiment's settings (keys = these flag names)",
+                        flag_values=fv)
     for field in dataclasses.fields(TrainConfig):
         name, default = field.name, defaults[field.name]
         help_text = f"official flag {name} (see wss_tf/config.py)"
         if name in _SEQUENCE_FIELDS:
             value = None if default is None else [str(v) for v in default]
-            flags.DEFINE_multi_string(name, value, help_text + "; repeat the flag or give a comma list")
+            flags.DEFINE_multi_string(name, value, help_text + "; repeat the flag or give a comma list", flag_values=fv)
         elif name in _OPTIONAL_INT:
-            flags.DEFINE_string(name, None if default is None else str(default), help_text + "; 'none' = off")
+            flags.DEFINE_string(name, None if default is None else str(default), help_text + "; 'none' = off", flag_values=fv)
         elif isinstance(default, bool):
-            flags.DEFINE_bool(name, default, help_text)
+            flags.DEFINE_bool(name, default, help_text, flag_values=fv)
         elif isinstance(default, int):
-            flags.DEFINE_integer(name, default, help_text)
+            flags.DEFINE_integer(name, default, help_text, flag_values=fv)
         elif isinstance(default, float):
-            flags.DEFINE_float(name, default, help_text)
+            flags.DEFINE_float(name, default, help_text, flag_values=fv)
         else:
-            flags.DEFINE_string(name, default, help_text)
+            flags.DEFINE_string(name, default, help_text, flag_values=fv)
 
 
 def _convert(name: str, value):
