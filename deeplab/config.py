@@ -21,6 +21,9 @@ class DeepLabConfig:
     weight_decay: float = 4e-5
     fine_tune_batch_norm: bool = True
     sync_batch_norm: bool = False
+    # None = the official decays (0.9997 xception and ASPP/decoder, 0.95 ResNet). Short schedules need a faster
+    # one: after n steps the moving averages have moved 1 - decay^n of the way (14% after 500 steps at 0.9997).
+    batch_norm_decay: Optional[float] = None
 
     def __post_init__(self):
         spec = get_spec(self.model_variant)
@@ -39,6 +42,8 @@ class DeepLabConfig:
                                  f"output_stride ({self.output_stride})")
         if self.multi_grid is not None and len(self.multi_grid) != 3:
             raise ValueError(f"multi_grid needs three rates, got {list(self.multi_grid)}")
+        if self.batch_norm_decay is not None and not 0 < self.batch_norm_decay < 1:
+            raise ValueError(f"batch_norm_decay must be in (0, 1), got {self.batch_norm_decay}")
         if self.atrous_rates is not None and any(r < 1 for r in self.atrous_rates):
             raise ValueError(f"atrous_rates must be positive, got {list(self.atrous_rates)}")
 

@@ -65,10 +65,10 @@ class DeepLabV3Plus(keras.Model):
         backbone = build_backbone(
             config.model_variant, output_stride=config.output_stride, multi_grid=config.multi_grid,
             weight_decay=config.weight_decay, fine_tune_batch_norm=config.fine_tune_batch_norm,
-            sync_batch_norm=config.sync_batch_norm)
+            sync_batch_norm=config.sync_batch_norm, batch_norm_decay=config.batch_norm_decay)
         spec = backbone.spec
-        norm = NormParams(_HEAD_BN_DECAY, _HEAD_BN_EPSILON, config.weight_decay, config.fine_tune_batch_norm,
-                          config.sync_batch_norm)
+        norm = NormParams(config.batch_norm_decay or _HEAD_BN_DECAY, _HEAD_BN_EPSILON, config.weight_decay,
+                          config.fine_tune_batch_norm, config.sync_batch_norm)
         images = keras.Input((None, None, 3), name="images")
         end_points = backbone(images)
         x = aspp(end_points[spec.final_end_point], config, norm)

@@ -17,11 +17,13 @@ def _parse(argv, defaults=None):
 def test_official_flag_forms():
     config = _parse(["--atrous_rates=12", "--atrous_rates=24", "--atrous_rates=36", "--output_stride=8",
                      "--train_crop_size=321,321", "--train_split=16_clean_3", "--weakly",
-                     "--decoder_output_stride=none", "--att_strides=15,16", "--base_learning_rate=0.01"])
+                     "--decoder_output_stride=none", "--att_strides=15,16", "--base_learning_rate=0.01",
+                     "--batch_norm_decay=0.99"])
     assert config.atrous_rates == (12, 24, 36) and config.output_stride == 8
     assert config.train_crop_size == (321, 321) and config.train_split == "16_clean_3" and config.weakly
     assert config.decoder_output_stride is None and config.att_strides == (15, 16)
-    assert config.base_learning_rate == 0.01 and config.mode == "wss"
+    assert config.base_learning_rate == 0.01 and config.mode == "wss" and config.batch_norm_decay == 0.99
+    assert _parse([]).batch_norm_decay is None
 
 
 def test_train_sup_defaults_are_the_official_ones():

@@ -57,6 +57,10 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(toy_dataset, tm
     assert resumed["step"] == 4 and resumed["lr"] == pytest.approx(straight["lr"])
     a, b = _weights(tmp_path / "straight", 4)[0], _weights(tmp_path / "resumed", 4)[0]
     assert max(float(np.abs(a[k] - b[k]).max()) for k in a) == 0.0
+    tags = {value.tag for path in glob.glob(str(tmp_path / "straight" / "train" / "events.*"))
+            for event in tf.compat.v1.train.summary_iterator(path) for value in event.summary.value}
+    assert {"loss/consistency", "loss/sgc", "monitor/pseudo_label_accuracy", "monitor/pseudo_label_confidence",
+            "learning_rate", "unlabeled/pseudo_label", "unlabeled/strong", "labeled/prediction"} <= tags
 
 
 def test_two_replicas_give_the_weights_of_one(toy_dataset, tmp_path):

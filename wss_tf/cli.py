@@ -14,7 +14,7 @@ from absl import flags
 from wss_tf.config import TrainConfig
 
 _SEQUENCE_FIELDS = {f.name for f in dataclasses.fields(TrainConfig) if "tuple" in str(f.type)}
-_OPTIONAL_INT = {"decoder_output_stride"}
+_OPTIONAL = {"decoder_output_stride": int, "batch_norm_decay": float}  # 'none' switches them off
 
 
 def define_train_flags(defaults: dict | None = None, flag_values=flags.FLAGS) -> None:
@@ -28,7 +28,7 @@ def define_train_flags(defaults: dict | None = None, flag_values=flags.FLAGS) ->
         if name in _SEQUENCE_FIELDS:
             value = None if default is None else [str(v) for v in default]
             flags.DEFINE_multi_string(name, value, help_text + "; repeat the flag or give a comma list", flag_values=fv)
-        elif name in _OPTIONAL_INT:
+        elif name in _OPTIONAL:
             flags.DEFINE_string(name, None if default is None else str(default), help_text + "; 'none' = off", flag_values=fv)
         elif isinstance(default, bool):
             flags.DEFINE_bool(name, default, help_text, flag_values=fv)
@@ -50,8 +50,8 @@ def _convert(name: str, value):
         hint = typing.get_type_hints(TrainConfig)[name]
         cast = float if "float" in str(hint) else int
         return tuple(cast(p) for p in items)
-    if name in _OPTIONAL_INT:
-        return None if str(value).lower() in ("none", "") else int(value)
+    if name in _OPTIONAL:
+        return None if str(value).lower() in ("none", "") else _OPTIONAL[name](value)
     return value
 
 

@@ -56,6 +56,7 @@ class TrainConfig:
     last_layers_contain_logits_only: bool = True
     fine_tune_batch_norm: bool = True
     sync_batch_norm: bool = False  # not in the official code: it never synchronises
+    batch_norm_decay: Optional[float] = None  # official common flag, ignored there (hard-coded); None = official
     tf_initial_checkpoint: str = ""
     initialize_last_layer: bool = False
     # PseudoSeg (train_wss.py)
@@ -96,7 +97,8 @@ class TrainConfig:
             atrous_rates=self.atrous_rates, multi_grid=self.multi_grid,
             decoder_output_stride=self.decoder_output_stride, aspp_convs_filters=self.aspp_convs_filters,
             decoder_filters=self.decoder_filters, weight_decay=self.weight_decay,
-            fine_tune_batch_norm=self.fine_tune_batch_norm, sync_batch_norm=self.sync_batch_norm)
+            fine_tune_batch_norm=self.fine_tune_batch_norm, sync_batch_norm=self.sync_batch_norm,
+            batch_norm_decay=self.batch_norm_decay)
 
     def augment(self) -> AugmentConfig:
         from deeplab import get_spec

@@ -24,7 +24,7 @@ def get_spec(model_variant: str) -> BackboneSpec:
 
 def build_backbone(model_variant: str, *, output_stride: int | None = 16, multi_grid=None,
                    weight_decay: float = 4e-5, fine_tune_batch_norm: bool = True,
-                   sync_batch_norm: bool = False) -> keras.Model:
+                   sync_batch_norm: bool = False, batch_norm_decay: float | None = None) -> keras.Model:
     """A functional model from raw RGB pixels in [0, 255] to a dict of end points.
 
     End points are keyed by their official names relative to the variant's scope (e.g. "exit_flow/block2",
@@ -32,7 +32,8 @@ def build_backbone(model_variant: str, *, output_stride: int | None = 16, multi_
     the block outputs and the decoder's candidate low-level features.
     """
     spec = get_spec(model_variant)
-    norm = NormParams(spec.bn_decay, spec.bn_epsilon, weight_decay, fine_tune_batch_norm, sync_batch_norm)
+    norm = NormParams(batch_norm_decay or spec.bn_decay, spec.bn_epsilon, weight_decay, fine_tune_batch_norm,
+                      sync_batch_norm)
     images = keras.Input((None, None, 3), name="images")
     x = Preprocess(spec.preprocess, name=f"{spec.scope}.preprocess")(images)
     points = spec.build(x, output_stride=output_stride, multi_grid=multi_grid, norm=norm)
