@@ -1,17 +1,23 @@
 """A small generated semantic-segmentation dataset ("synthetic_shapes") for the CPU demo and the tests.
 
-Each image is a cluttered, textured scene with a few objects of five shape classes on it:
+Each image is a cluttered, textured scene with a few objects of five classes on it, each with a shape and a typical
+look (a material in two colours, jittered per instance):
 
-  0 background, 1 disc (filled ellipse), 2 ring (annulus; its hole shows what lies beneath), 3 triangle,
-  4 star (5 or 6 points), 5 cross (plus sign, arms of varying length and width).
+  0 background
+  1 disc      filled ellipse                          red dots on yellow
+  2 ring      annulus (its hole shows what is below)  blue and white stripes
+  3 triangle  triangle                                green and black checks
+  4 star      star with 5 or 6 points                 plain orange
+  5 cross     plus sign, arms of varying length       purple and pink stripes
 
-The class of a pixel is decided by the shape of the object it belongs to, never by its colour: objects and
-background share one colour distribution (random HSV per instance) and one set of textures (solid, stripes,
-checker, dots, mottled noise, gradient), and the background is made of the same material: a textured base, large
-textured regions, and clutter of irregular blobs, rotated rectangles and thick strokes whose sizes overlap the
-objects'. Objects overlap partially, run off the borders, cast soft shadows, get a shading ramp, and thin strokes
-sometimes cross in front of them; the whole image gets an illumination gradient, a slight blur and sensor noise.
-So a per-pixel colour lookup fails, and a network needs the context of a shape's outline to label its interior.
+15% of the objects wear a random material instead, so the shape has to decide. The background is made of the
+same stuff: a base surface, large regions and clutter (irregular blobs, rotated rectangles, thick strokes, sized
+like the objects) mostly in plain materials (solid, mottled, gradient), sometimes in patterned ones, in colours that
+are mostly the class looks' colours, often both colours of one look together. So no pixel colour, and no local
+colour pair either, gives the class: it takes the pattern around the pixel and the outline of the shape it is in
+(the plain orange star is told from an orange blob only by its shape). Objects overlap partially, run off the
+borders, cast soft shadows, get a shading ramp; thin strokes sometimes cross in front of them; the whole image gets
+an illumination gradient, a slight blur and sensor noise.
 
 Masks are single-channel PNGs of class ids 0..5, every pixel labelled: 255 (ignore) is used nowhere.
 
@@ -38,7 +44,6 @@ import json
 import math
 import os
 import shutil
-import sys
 import time
 from typing import Optional, Sequence
 
@@ -46,7 +51,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 # Bump when the pictures change, so existing generated datasets are rebuilt.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 DATASET_NAME = "synthetic_shapes"
 CLASS_NAMES = ("background", "disc", "ring", "triangle", "star", "cross")
 MANIFEST_FILE = "synthetic_manifest.json"
@@ -57,6 +62,19 @@ DEFAULT_LABELED_SIZES = (16, 64)
 DEFAULT_IMAGE_SIZE_RANGE = (96, 160)
 
 TEXTURES = ("solid", "stripes", "checker", "dots", "mottled", "gradient")
+# Plain materials: what background surfaces mostly wear (Style.patterned_background: how often they wear any).
+PLAIN_TEXTURES = ("solid", "mottled", "gradient")
+# Each class's look: a material and two colours (HSV, jittered per instance), worn by most of its instances
+# (Style.class_look_probability; the others wear a random material). Like a tiger's orange and black stripes, it is
+# a pattern over a neighbourhood, not a pixel colour: the background reuses the same colours, alone and in pairs.
+CLASS_LOOKS = (
+    None,
+    ("dots", (0.14, 0.75, 0.95), (0.0, 0.85, 0.7)),  # disc: red dots on yellow
+    ("stripes", (0.6, 0.75, 0.75), (0.6, 0.08, 0.95)),  # ring: blue and white stripes
+    ("checker", (0.33, 0.7, 0.65), (0.0, 0.0, 0.15)),  # triangle: green and black checks
+    ("solid", (0.08, 0.85, 0.95), (0.08, 0.85, 0.95)),  # star: plain orange
+    ("stripes", (0.78, 0.6, 0.5), (0.92, 0.35, 0.95)),  # cross: purple and pink stripes
+)
 # Per-class size scale so that the classes cover similar areas (a star or a triangle covers less of its circle).
 _SIZE_FACTOR = (0.0, 0.9, 1.0, 1.25, 1.3, 1.1)
 _SPLIT_STREAM = {"train": 1, "val": 2, "subsets": 3}
@@ -181,23 +199,52 @@ def _clutter_ops(rng: np.random.Generator, cx: float, cy: float, r: float, kind:
 
 
 def _colour(rng: np.random.Generator) -> np.ndarray:
-    h = rng.uniform()
-    s = rng.uniform(0.1, 1.0)
-    v = rng.uniform(0.2, 1.0)
-    return np.array(colorsys.hsv_to_rgb(h, s, v), dtype=np.float32)
+    return np.array(colorsys.hsv_to_rgb(rng.uniform(), rng.uniform(0.1, 1.0), rng.uniform(0.2, 1.0)), np.float32)
 
 
-def _texture(rng: np.random.Generator, y0: int, x0: int, h: int, w: int) -> np.ndarray:
-    """float32 [h, w, 3] in [0, 1]: a random material, continuous across the image (window at y0, x0)."""
-    kind = TEXTURES[int(rng.integers(len(TEXTURES)))]
-    c1 = _colour(rng)
-    c2 = _colour(rng) if rng.uniform() < 0.6 else np.clip(c1 * rng.uniform(0.35, 0.75), 0, 1)
+def _jittered(rng: np.random.Generator, hsv) -> np.ndarray:
+    h, s, v = hsv
+    h = (h + rng.uniform(-0.04, 0.04)) % 1.0
+    s = min(max(s * rng.uniform(0.8, 1.15), 0.0), 1.0)
+    v = min(max(v * rng.uniform(0.75, 1.15), 0.0), 1.0)
+    return np.array(colorsys.hsv_to_rgb(h, s, v), np.float32)
+
+
+def _class_material(rng: np.random.Generator, cls: int):
+    kind, first, second = CLASS_LOOKS[cls]
+    return kind, _jittered(rng, first), _jittered(rng, second)
+
+
+def _random_material(rng: np.random.Generator, kinds: Sequence[str], palette_colours: float,
+                     palette_pairs: float = 0.0):
+    """A material of one of `kinds`: with probability palette_pairs in both colours of one class look (jittered),
+    else each colour is a class look's (jittered) with probability palette_colours, or any colour."""
+    kind = kinds[int(rng.integers(len(kinds)))]
+    if rng.uniform() < palette_pairs:
+        _, first, second = CLASS_LOOKS[int(rng.integers(1, len(CLASS_LOOKS)))]
+        return kind, _jittered(rng, first), _jittered(rng, second)
+
+    def colour():
+        if rng.uniform() < palette_colours:
+            look = CLASS_LOOKS[int(rng.integers(1, len(CLASS_LOOKS)))]
+            return _jittered(rng, look[1 + int(rng.integers(2))])
+        return _colour(rng)
+
+    c1 = colour()
+    c2 = colour() if rng.uniform() < 0.6 else np.clip(c1 * rng.uniform(0.35, 0.75), 0, 1)
+    return kind, c1, c2
+
+
+def _texture(rng: np.random.Generator, y0: int, x0: int, h: int, w: int, material) -> np.ndarray:
+    """float32 [h, w, 3] in [0, 1]: `material` (kind, colour, colour) with random pattern geometry, continuous across
+    the image (this is the window at y0, x0)."""
+    kind, c1, c2 = material
     if kind == "solid":
         return np.broadcast_to(c1, (h, w, 3)).copy()
     if kind == "mottled":
         cell = int(rng.integers(3, 9))
         small = rng.uniform(0, 255, (h // cell + 2, w // cell + 2)).astype(np.uint8)
-        t = np.asarray(Image.fromarray(small).resize((w, h), Image.BILINEAR), dtype=np.float32)[..., None] / 255.0
+        t = np.asarray(Image.fromarray(small).resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32)[..., None] / 255.0
         return c1 * (1 - t) + c2 * t
     yy, xx = np.ogrid[y0:y0 + h, x0:x0 + w]
     yy, xx = yy.astype(np.float32), xx.astype(np.float32)
@@ -229,13 +276,14 @@ def _bbox(region: np.ndarray):
     return y0, y1, x0, x1
 
 
-def _paint(rng: np.random.Generator, canvas: np.ndarray, region: np.ndarray, cx: float, cy: float, r: float):
-    """Fills `region` of `canvas` with a random material under a random shading ramp."""
+def _paint(rng: np.random.Generator, canvas: np.ndarray, region: np.ndarray, cx: float, cy: float, r: float,
+           material):
+    """Fills `region` of `canvas` with `material` under a random shading ramp."""
     box = _bbox(region)
     if box is None:
         return
     y0, y1, x0, x1 = box
-    tex = _texture(rng, y0, x0, y1 - y0, x1 - x0)
+    tex = _texture(rng, y0, x0, y1 - y0, x1 - x0, material)
     theta, strength = rng.uniform(0, 2 * math.pi), rng.uniform(0.0, 0.3)
     yy, xx = np.ogrid[y0:y1, x0:x1]
     ramp = ((xx - cx) * math.cos(theta) + (yy - cy) * math.sin(theta)) / max(r, 1.0)
@@ -257,9 +305,30 @@ def _shadow(rng: np.random.Generator, canvas: np.ndarray, ops, light) -> None:
     canvas[y0:y1, x0:x1] *= 1 - darkness * alpha
 
 
-def render(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+@dataclasses.dataclass(frozen=True)
+class Style:
+    """The scene recipe's knobs; the defaults make the dataset (`generate` always uses them). Counts are drawn
+    uniformly from [low, high)."""
+
+    regions: tuple[int, int] = (0, 4)  # large background regions of another material
+    clutter: tuple[int, int] = (2, 8)  # background shapes (blobs, rectangles, strokes) under the objects
+    objects: tuple[int, int] = (3, 9)
+    class_look_probability: float = 0.85  # objects wearing their class's look (else any material, any colours)
+    patterned_background: float = 0.25  # background surfaces wearing any material rather than a plain one
+    palette_background: float = 0.7  # background colours taken from the class looks (else any colour)
+    palette_pairs: float = 0.3  # background surfaces in both colours of one class look
+    clutter_between_objects: float = 0.15  # chance of a background shape after each object (occluding it)
+    front_strokes: float = 0.4  # chance of 0-2 thin strokes in front of everything
+
+
+def render(rng: np.random.Generator, height: int, width: int,
+           style: Style = Style()) -> tuple[np.ndarray, np.ndarray]:
     """One scene: (uint8 RGB [H, W, 3], uint8 class ids [H, W])."""
-    canvas = _texture(rng, 0, 0, height, width)
+    def background_material():
+        kinds = TEXTURES if rng.uniform() < style.patterned_background else PLAIN_TEXTURES
+        return _random_material(rng, kinds, style.palette_background, style.palette_pairs)
+
+    canvas = _texture(rng, 0, 0, height, width, background_material())
     mask = np.zeros((height, width), np.uint8)
     side = min(height, width)
     angle = rng.uniform(0, 2 * math.pi)
@@ -272,7 +341,7 @@ def render(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarra
         return side * math.exp(rng.uniform(math.log(0.09), math.log(0.33)))
 
     # large background regions: another material over a half plane or a big blob
-    for _ in range(int(rng.integers(0, 4))):
+    for _ in range(int(rng.integers(*style.regions))):
         if rng.uniform() < 0.5:
             cx, cy = random_centre()
             theta = rng.uniform(0, 2 * math.pi)
@@ -284,7 +353,7 @@ def render(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarra
             cx, cy = random_centre(side * 0.2)
             r = side * rng.uniform(0.3, 0.7)
             ops = _clutter_ops(rng, cx, cy, r, kind="blob")
-        _paint(rng, canvas, _raster(ops, height, width), cx, cy, r)
+        _paint(rng, canvas, _raster(ops, height, width), cx, cy, r, background_material())
 
     def clutter():
         cx, cy = random_centre(side * 0.1)
@@ -293,15 +362,15 @@ def render(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarra
         if rng.uniform() < 0.5:
             _shadow(rng, canvas, ops, light)
         region = _raster(ops, height, width)
-        _paint(rng, canvas, region, cx, cy, r)
+        _paint(rng, canvas, region, cx, cy, r, background_material())
         mask[region] = 0
 
-    for _ in range(int(rng.integers(3, 10))):
+    for _ in range(int(rng.integers(*style.clutter))):
         clutter()
 
     # objects: partial overlaps allowed, near-total ones avoided; centres anywhere, so some run off the borders
     placed = []
-    for _ in range(int(rng.integers(3, 9))):
+    for _ in range(int(rng.integers(*style.objects))):
         cls = int(rng.integers(1, len(CLASS_NAMES)))
         r = object_radius() * _SIZE_FACTOR[cls]
         for _attempt in range(10):
@@ -313,18 +382,22 @@ def render(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarra
         if rng.uniform() < 0.6:
             _shadow(rng, canvas, ops, light)
         region = _raster(ops, height, width)
-        _paint(rng, canvas, region, cx, cy, r)
+        if rng.uniform() < style.class_look_probability:
+            material = _class_material(rng, cls)
+        else:
+            material = _random_material(rng, TEXTURES, style.palette_background)
+        _paint(rng, canvas, region, cx, cy, r, material)
         mask[region] = cls
-        if rng.uniform() < 0.15:
+        if rng.uniform() < style.clutter_between_objects:
             clutter()
 
     # thin strokes in front (twigs, wires): background in the mask
-    for _ in range(int(rng.integers(0, 3)) if rng.uniform() < 0.4 else 0):
+    for _ in range(int(rng.integers(0, 3)) if rng.uniform() < style.front_strokes else 0):
         cx, cy = random_centre()
         ops = _clutter_ops(rng, cx, cy, side * rng.uniform(0.2, 0.5), kind="stroke")
         ops = [(k, pts, fill, int(rng.integers(1, 3))) for k, pts, fill, _ in ops]
         region = _raster(ops, height, width)
-        _paint(rng, canvas, region, cx, cy, side / 4)
+        _paint(rng, canvas, region, cx, cy, side / 4, background_material())
         mask[region] = 0
 
     # illumination gradient, a slight blur (soft edges), sensor noise
@@ -338,13 +411,13 @@ def render(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarra
     return np.clip(image + 0.5, 0, 255).astype(np.uint8), mask
 
 
-def sample(seed: int, split: str, index: int,
-           image_size_range: Sequence[int] = DEFAULT_IMAGE_SIZE_RANGE) -> tuple[np.ndarray, np.ndarray]:
+def sample(seed: int, split: str, index: int, image_size_range: Sequence[int] = DEFAULT_IMAGE_SIZE_RANGE,
+           style: Style = Style()) -> tuple[np.ndarray, np.ndarray]:
     """Image `index` of `split` ("train" | "val") for `seed`: (uint8 RGB [H, W, 3], uint8 class ids [H, W])."""
     rng = np.random.default_rng([int(seed), _SPLIT_STREAM[split], int(index)])
     lo, hi = image_size_range
     height, width = (int(v) for v in rng.integers(lo, hi + 1, 2))
-    return render(rng, height, width)
+    return render(rng, height, width, style)
 
 
 # ----------------------------------------------------------------------------------------------------------------
