@@ -56,3 +56,22 @@ def test_batch_norm_without_batch_statistics_uses_moving_averages_in_training():
     np.testing.assert_allclose(tuned_out.mean(axis=(0, 1, 2)), 0, atol=1e-4)
     assert frozen.gamma.trainable and frozen.beta.trainable  # slim keeps them trainable
     np.testing.assert_allclose(frozen.moving_mean.numpy(), 0)
+
+
+def test_synchronized_batch_norm_uses_the_statistics_of_all_replicas():
+    """--sync_batch_norm: two replicas with different data normalise with the global batch statistics."""
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        synced = BatchNorm(synchronized=True, epsilon=1e-6)
+        synced.build((None, 1, 1, 1))
+    values = [np.full((2, 1, 1, 1), 0.0, np.float32), np.full((2, 1, 1, 1), 2.0, np.float32)]
+    inputs = strategy.experimental_distribute_values_from_function(lambda ctx: values[ctx.replica_id_in_sync_group])
+
+    @tf.function
+    def run(x):
+        return strategy.run(lambda v: synced(v, training=True), args=(x,))
+
+    out = [t.numpy() for t in strategy.experimental_local_results(run(inputs))]
+    # global mean 1, variance 1: replica 0 -> -1, replica 1 -> +1 (unsynchronised, both would be 0)
+    np.testing.assert_allclose(out[0], -1.0, atol=1e-3)
+    np.testing.assert_allclose(out[1], 1.0, atol=1e-3)
