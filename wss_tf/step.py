@@ -93,14 +93,16 @@ def sup_losses(model, config, labeled, classification=None):
     return losses, {}, visuals
 
 
+_RGB_VISUALS = ("labeled/image", "unlabeled/weak", "unlabeled/strong")
+
+
 def summary_images(visuals: dict, count: int = 2) -> dict:
-    """uint8 images of the first `count` examples: inputs as they are, labels, logits and soft targets as
-    class maps (argmax), each at its own resolution."""
+    """The first `count` examples as images: inputs as uint8 RGB; labels, logits and soft targets as int32 class
+    maps [B,h,w,1] (argmax where there is a class axis), each at its own resolution."""
     images = {}
     for key, value in visuals.items():
         value = value[:count]
-        if value.dtype.is_floating and value.shape[-1] == 3 and ("image" in key or "weak" in key or "strong" in key)\
-                and "prediction" not in key:
+        if key in _RGB_VISUALS:
             images[key] = tf.cast(tf.clip_by_value(value, 0, 255), tf.uint8)
         elif value.dtype.is_floating:
             images[key] = tf.argmax(value, axis=-1, output_type=tf.int32)[..., tf.newaxis]

@@ -113,20 +113,20 @@ class Trainer:
         c = self.config
         augment = c.augment()
 
-        def stream(split, batch, input_context):
+        def stream(split, batch):
             return pipeline.StreamConfig(c.dataset_dir, split, self.info.num_classes, batch, seed=c.seed,
                                          start=start_step * batch)
 
         labeled = pipeline.distribute(self.strategy, lambda b, ctx: pipeline.labeled_dataset(
-            stream(c.train_split, b, ctx), augment, ctx), c.train_batch_size)
+            stream(c.train_split, b), augment, ctx), c.train_batch_size)
         second = None
         if c.mode == "wss":
             second = pipeline.distribute(self.strategy, lambda b, ctx: pipeline.unlabeled_dataset(
-                stream(c.train_split_cls, b, ctx), augment, with_cls=c.weakly, input_context=ctx),
+                stream(c.train_split_cls, b), augment, with_cls=c.weakly, input_context=ctx),
                 c.train_batch_size)
         elif c.weakly:
             second = pipeline.distribute(self.strategy, lambda b, ctx: pipeline.labeled_dataset(
-                stream(c.train_split_cls, b, ctx), augment, ctx), c.train_batch_size)
+                stream(c.train_split_cls, b), augment, ctx), c.train_batch_size)
         return labeled, second
 
     # ---- the step -----------------------------------------------------------------------------------------
