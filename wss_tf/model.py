@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 
 from deeplab import DeepLabConfig, DeepLabV3Plus
-from wss_tf.cam import ClassifierHead, SelfAttentionGradCAM
+from wss_tf.cam import ClassifierHead, SelfAttentionGradCAM, class_activation_map
 
 
 class PseudoSegModel(keras.Model):
@@ -38,10 +39,6 @@ class PseudoSegModel(keras.Model):
 
     def build_all(self, crop_size=(33, 33)):
         """Creates every variable (segmenter, head, SGC) with one small forward pass of each part."""
-        import tensorflow as tf
-
-        from wss_tf.cam import class_activation_map
-
         images = tf.zeros((2, *crop_size, 3))
         out = self.segmenter(images, training=False)
         logits, kernel = self.head(out[self.final_end_point], training=False)
