@@ -65,3 +65,10 @@ def toy_dataset(tmp_path_factory):
     write_toy_records(directory, "val", n=4, seed=2)
     write_dataset_info(DatasetInfo("toy", ("background", "a", "b", "c"), (65, 65)), str(directory))
     return str(directory)
+
+
+@pytest.fixture(scope="session")
+def two_cpu_strategy():
+    """One MirroredStrategy over the two logical CPUs for the whole session: strategies created one after another
+    in a process can disagree on collective instance keys once one of them has run a collective."""
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

@@ -58,9 +58,9 @@ def test_batch_norm_without_batch_statistics_uses_moving_averages_in_training():
     np.testing.assert_allclose(frozen.moving_mean.numpy(), 0)
 
 
-def test_synchronized_batch_norm_uses_the_statistics_of_all_replicas():
+def test_synchronized_batch_norm_uses_the_statistics_of_all_replicas(two_cpu_strategy):
     """--sync_batch_norm: two replicas with different data normalise with the global batch statistics."""
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = two_cpu_strategy
     with strategy.scope():
         synced = BatchNorm(synchronized=True, epsilon=1e-6)
         synced.build((None, 1, 1, 1))

@@ -82,9 +82,9 @@ def test_missing_split_is_a_clear_error(tmp_path):
         pipeline.labeled_dataset(_stream(directory, "val"), AugmentConfig())
 
 
-def test_distributed_batches_per_replica(tmp_path):
+def test_distributed_batches_per_replica(tmp_path, two_cpu_strategy):
     directory = _write(tmp_path, "train")
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = two_cpu_strategy
     dist = pipeline.distribute(
         strategy, lambda batch, ctx: pipeline.labeled_dataset(_stream(directory, "train", batch=batch),
                                                               AugmentConfig(crop_size=(17, 17)), ctx), 4)

@@ -63,7 +63,7 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(toy_dataset, tm
             "learning_rate", "unlabeled/pseudo_label", "unlabeled/strong", "labeled/prediction"} <= tags
 
 
-def test_two_replicas_give_the_weights_of_one(toy_dataset, tmp_path):
+def test_two_replicas_give_the_weights_of_one(toy_dataset, tmp_path, two_cpu_strategy):
     """One step on 2 logical CPU replicas, each fed the same 2 images, == one replica fed those 2 images.
 
     The per-replica computation is then identical, so the comparison isolates the distributed machinery:
@@ -79,8 +79,7 @@ def test_two_replicas_give_the_weights_of_one(toy_dataset, tmp_path):
 
     one = Trainer(toy_config(toy_dataset, tmp_path / "one", train_batch_size=2),
                   tf.distribute.MirroredStrategy(["/cpu:0"]))
-    two = Trainer(toy_config(toy_dataset, tmp_path / "two", train_batch_size=4),
-                  tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+    two = Trainer(toy_config(toy_dataset, tmp_path / "two", train_batch_size=4), two_cpu_strategy)
     for trainer in (one, two):
         for layer in trainer.model._flatten_layers():
             if hasattr(layer, "rate"):
