@@ -40,7 +40,7 @@ def make_pseudo_label(model, config, x_weak, valid, cls_label=None):
 
 def wss_losses(model, config, labeled, unlabeled, tape):
     """The PseudoSeg losses of one replica's batch, top to bottom (train_wss.py `_build_pseudo_seg`)."""
-    losses, monitors = {}, {}
+    losses = {}
     x_l, y_l, valid_l, cls_l = labeled["image"], labeled["label"], labeled["valid"], labeled["cls_label"]
 
     # Labeled images: one training-mode pass feeds the supervised loss, the classifier and the SGC (the official

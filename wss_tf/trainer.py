@@ -138,11 +138,12 @@ class Trainer:
             else:
                 losses, monitors, visuals = steps.sup_losses(model, config, labeled, second)
             regularization = tf.add_n(model.losses) if model.losses else tf.constant(0.0)
-            total = (tf.add_n(list(losses.values())) + regularization) / self.replicas
-        steps.apply_gradients(model, self.optimizer, tape, total, self.multipliers)
+            total = tf.add_n(list(losses.values())) + regularization
+            replica_share = total / self.replicas  # the strategy sums the replicas' gradients
+        steps.apply_gradients(model, self.optimizer, tape, replica_share, self.multipliers)
         finite = tf.reduce_all([tf.math.is_finite(v) for v in losses.values()])
-        scalars = {**losses, "regularization": regularization, "total": tf.add_n(list(losses.values())) +
-                   regularization, "all_finite": tf.cast(finite, tf.float32), **monitors}
+        scalars = {**losses, "regularization": regularization, "total": total,
+                   "all_finite": tf.cast(finite, tf.float32), **monitors}
         return scalars, steps.summary_images(visuals) if config.save_summaries_images else {}
 
     def train_step(self, labeled, second):
@@ -191,7 +192,7 @@ class Trainer:
                                              f"checkpoint is kept: {self.manager.latest_checkpoint}")
                 if step % c.log_steps == 0 or step == c.training_number_of_steps:
                     rate = window_steps * images_per_step / (time.time() - window_start)
-                    self._log_progress(step, results, rate)
+                    self._log_progress(step, results, rate, images_per_step)
                     window_start, window_steps = time.time(), 0
                 now = time.time()
                 if self.chief and now - last_summary >= c.save_summaries_secs:
@@ -207,10 +208,9 @@ class Trainer:
         self._write_summaries(self.step, results)
         return {k: float(v) for k, v in results.items()}
 
-    def _log_progress(self, step, results, images_per_second):
+    def _log_progress(self, step, results, images_per_second, images_per_step):
         c = self.config
-        left = (c.training_number_of_steps - step) * c.train_batch_size * (2 if c.mode == "wss" else 1)
-        eta = left / max(images_per_second, 1e-9)
+        eta = (c.training_number_of_steps - step) * images_per_step / max(images_per_second, 1e-9)
         parts = " ".join(f"{k} {float(results[k]):.3f}" for k in ("supervised", "sgc", "classification",
                                                                    "consistency") if k in results)
         lr = float(self.schedule(step)) if c.optimizer == "momentum" else c.adam_learning_rate

@@ -26,7 +26,7 @@ from absl import app, flags
 from wss_tf.data import checks
 from wss_tf.data.build_folder import eval_crop_for
 from wss_tf.data.datasets import COCO, DatasetInfo, write_dataset_info
-from wss_tf.data.records import IGNORE_LABEL, write_split
+from wss_tf.data.records import IGNORE_LABEL, print_written, write_split
 from wss_tf.data.splits import SPLITS_DIR, read_split
 
 DATASET = "coco"
@@ -167,8 +167,7 @@ def define_flags():
 def main(argv):
     del argv
     written = build_coco(FLAGS.coco_root, FLAGS.output_dir, FLAGS.splits, num_shards=FLAGS.num_shards)
-    for name, paths in written.items():
-        print(f"{name}: {len(paths)} shard(s) in {FLAGS.output_dir}")
+    print_written(written, FLAGS.output_dir)
 
 
 if __name__ == "__main__":

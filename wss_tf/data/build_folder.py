@@ -21,7 +21,7 @@ from absl import app, flags
 
 from wss_tf.data import checks
 from wss_tf.data.datasets import DatasetInfo, write_dataset_info
-from wss_tf.data.records import write_split
+from wss_tf.data.records import print_written, write_split
 from wss_tf.data.splits import read_list
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -160,8 +160,7 @@ def main(argv):
     written = build_folder(FLAGS.folder, FLAGS.output_dir, num_classes=FLAGS.num_classes,
                            class_names=FLAGS.class_names, dataset_name=FLAGS.dataset_name, eval_crop=crop,
                            num_shards=FLAGS.num_shards)
-    for name, paths in written.items():
-        print(f"{name}: {len(paths)} shard(s) in {FLAGS.output_dir}")
+    print_written(written, FLAGS.output_dir)
 
 
 if __name__ == "__main__":

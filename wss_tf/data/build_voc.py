@@ -19,7 +19,7 @@ from absl import app, flags
 
 from wss_tf.data import checks
 from wss_tf.data.datasets import PASCAL_VOC_SEG
-from wss_tf.data.records import write_split
+from wss_tf.data.records import print_written, write_split
 from wss_tf.data.splits import SPLITS_DIR, read_split
 
 DATASET = "pascal_voc_seg"
@@ -93,8 +93,7 @@ def main(argv):
     del argv
     written = build_voc(FLAGS.voc_root, FLAGS.output_dir, FLAGS.splits, mask_dir=FLAGS.mask_dir,
                         num_shards=FLAGS.num_shards)
-    for name, paths in written.items():
-        print(f"{name}: {len(paths)} shard(s) in {FLAGS.output_dir}")
+    print_written(written, FLAGS.output_dir)
 
 
 if __name__ == "__main__":

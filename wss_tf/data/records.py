@@ -141,6 +141,12 @@ def write_split(records: Iterable[Record], output_dir: str, split: str, num_shar
     return paths
 
 
+def print_written(written: dict, output_dir: str) -> None:
+    """What a builder wrote: one line per split."""
+    for split, paths in written.items():
+        print(f"{split}: {len(paths)} shard(s) in {output_dir}")
+
+
 def decode_image(content, channels: int):
     """JPEG or PNG by content, as the official `_decode_image` (uint8, static channel count)."""
     image = tf.cond(tf.io.is_jpeg(content),
