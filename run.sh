@@ -34,6 +34,11 @@ wss_tf: PseudoSeg (ICLR 2021) in TensorFlow 2 / Keras 3.
   ./run.sh test [pytest args]   run the test suite
   ./run.sh train-wss FLAGS      PseudoSeg training (official train_wss.py flags; --config=FILE.json)
   ./run.sh train-sup FLAGS      supervised baseline (official train_sup.py flags)
+  ./run.sh eval FLAGS           mIoU of checkpoints (official eval.py flags; one-shot or polling)
+  ./run.sh vis FLAGS            colour / raw label PNGs, pseudo-label panels (official vis.py flags)
+  ./run.sh calibration FLAGS    reliability diagram and ECE of decoder, SGC and fused pseudo labels
+  ./run.sh export FLAGS         SavedModel serving label maps from images of any size or encoded bytes
+  ./run.sh predict FLAGS        a folder of images -> label PNGs and overlays
   ./run.sh build-voc FLAGS      PASCAL VOC 2012 (VOCdevkit) -> TFRecords   (--helpfull for flags)
   ./run.sh build-coco FLAGS     COCO 2017 + instances JSON -> TFRecords
   ./run.sh build-folder FLAGS   images/ + masks/ folder -> TFRecords
@@ -65,9 +70,13 @@ case "$cmd" in
     ensure_env
     exec "$VENV/bin/python" -m "wss_tf.data.${cmd//-/_}" "$@"
     ;;
-  train-wss|train-sup)
+  train-wss|train-sup|eval|vis|export|predict)
     ensure_env
     exec "$VENV/bin/python" -m "wss_tf.${cmd//-/_}" "$@"
+    ;;
+  calibration)
+    ensure_env
+    exec "$VENV/bin/python" -m wss_tf.calibration_report "$@"
     ;;
   generate-data)
     ensure_env

@@ -7,22 +7,32 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import typing
 
 from absl import flags
 
-from wss_tf.config import TrainConfig
+from wss_tf.config import RUN_CONFIG_FILE, TrainConfig
 
 _SEQUENCE_FIELDS = {f.name for f in dataclasses.fields(TrainConfig) if "tuple" in str(f.type)}
 _OPTIONAL = {"decoder_output_stride": int, "batch_norm_decay": float}  # 'none' switches them off
 
 
-def define_train_flags(defaults: dict | None = None, flag_values=flags.FLAGS) -> None:
+# The model half of a run's settings: what eval, vis, export and predict need to rebuild the trained network.
+MODEL_FIELDS = ("model_variant", "output_stride", "atrous_rates", "multi_grid", "decoder_output_stride",
+                "aspp_convs_filters", "decoder_filters", "attention_dim", "att_strides", "dataset")
+
+
+def define_train_flags(defaults: dict | None = None, flag_values=flags.FLAGS, fields=None) -> None:
+    """Flags for every TrainConfig field (or only `fields`), with --config unless a subset is asked for."""
     defaults = {**{f.name: f.default for f in dataclasses.fields(TrainConfig)}, **(defaults or {})}
     fv = flag_values
-    flags.DEFINE_string("config", None, "JSON file with an experiment's settings (keys = these flag names)",
-                        flag_values=fv)
+    if fields is None:
+        flags.DEFINE_string("config", None, "JSON file with an experiment's settings (keys = these flag names)",
+                            flag_values=fv)
     for field in dataclasses.fields(TrainConfig):
+        if fields is not None and field.name not in fields:
+            continue
         name, default = field.name, defaults[field.name]
         help_text = f"official flag {name} (see wss_tf/config.py)"
         if name in _SEQUENCE_FIELDS:
@@ -62,6 +72,32 @@ def config_from_flags(flag_values=flags.FLAGS, defaults: dict | None = None) -> 
         with open(flag_values.config) as f:
             values = dataclasses.asdict(TrainConfig.from_dict({**values, **json.load(f)}))
     for field in dataclasses.fields(TrainConfig):
-        if flag_values[field.name].present:
+        if field.name in flag_values and flag_values[field.name].present:
             values[field.name] = _convert(field.name, flag_values[field.name].value)
     return TrainConfig(**values)
+
+
+def define_model_flags(flag_values=flags.FLAGS) -> None:
+    """The model flags of eval.py / vis.py (official names); unset ones come from the training run's config."""
+    define_train_flags(flag_values=flag_values, fields=MODEL_FIELDS)
+
+
+def model_config_from_flags(checkpoint: str, flag_values=flags.FLAGS) -> TrainConfig:
+    """The trained model's settings: official defaults < the run's config.json beside `checkpoint` (a checkpoint
+    directory or file; written by the trainer) < model flags given on the command line."""
+    values = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    run_config = find_run_config(checkpoint)
+    if run_config:
+        with open(run_config) as f:
+            saved = json.load(f)
+        values.update({k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in MODEL_FIELDS})
+    for name in MODEL_FIELDS:
+        if flag_values[name].present:
+            values[name] = _convert(name, flag_values[name].value)
+    return TrainConfig(**values)
+
+
+def find_run_config(checkpoint: str) -> str | None:
+    directory = checkpoint if os.path.isdir(checkpoint) else os.path.dirname(checkpoint)
+    path = os.path.join(directory, RUN_CONFIG_FILE)
+    return path if os.path.exists(path) else None

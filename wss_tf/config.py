@@ -11,6 +11,9 @@ from wss_tf.data.augment import AugmentConfig
 from wss_tf.pseudo_label import PseudoLabelConfig
 
 
+RUN_CONFIG_FILE = "config.json"  # the run's settings, written into train_logdir; eval/vis/export read the model's
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     mode: str = "wss"  # "wss" (train_wss.py) or "sup" (train_sup.py)

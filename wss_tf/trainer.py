@@ -12,7 +12,7 @@ from absl import logging
 from deeplab import load_official_checkpoint, official_variable_map
 from wss_tf import step as steps
 from wss_tf.colormap import colorize
-from wss_tf.config import TrainConfig
+from wss_tf.config import RUN_CONFIG_FILE, TrainConfig
 from wss_tf.data import pipeline
 from wss_tf.data.datasets import load_dataset_info
 from wss_tf.distribute import is_chief, make_strategy
@@ -49,6 +49,10 @@ class Trainer:
         self.info = load_dataset_info(config.dataset, config.dataset_dir)
         self.chief = is_chief(self.strategy)
         self.logdir = config.train_logdir if self.chief else tempfile.mkdtemp(prefix="worker_")
+        if self.chief:  # eval, vis and export rebuild the model from it
+            os.makedirs(self.logdir, exist_ok=True)
+            with open(os.path.join(self.logdir, RUN_CONFIG_FILE), "w") as f:
+                f.write(config.to_json() + "\n")
 
         with self.strategy.scope():
             self.model = PseudoSegModel(
