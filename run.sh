@@ -45,6 +45,7 @@ wss_tf: PseudoSeg (ICLR 2021) in TensorFlow 2 / Keras 3.
   ./run.sh validate FLAGS       check an existing record set
   ./run.sh generate-data FLAGS  make the small generated dataset (the demo's data)
   ./run.sh benchmark-input      input pipeline throughput on this machine
+  ./run.sh benchmark-eval       evaluation throughput (images/s at the 513 crop) and trace count
   ./run.sh python ARGS...       run Python inside the project's environment
   ./run.sh help                 this text
 
@@ -85,6 +86,10 @@ case "$cmd" in
   benchmark-input)
     ensure_env
     exec "$VENV/bin/python" "$ROOT/benchmarks/input_pipeline.py" "$@"
+    ;;
+  benchmark-eval)
+    ensure_env
+    exec "$VENV/bin/python" "$ROOT/benchmarks/evaluation.py" "$@"
     ;;
   demo|--*)
     ensure_env

@@ -101,3 +101,8 @@ def find_run_config(checkpoint: str) -> str | None:
     directory = checkpoint if os.path.isdir(checkpoint) else os.path.dirname(checkpoint)
     path = os.path.join(directory, RUN_CONFIG_FILE)
     return path if os.path.exists(path) else None
+
+
+def parse_floats(values) -> tuple[float, ...]:
+    """A multi flag given repeated (--eval_scales=0.5 --eval_scales=1) or as a comma list (0.5,1)."""
+    return tuple(float(p) for v in values for p in str(v).split(",") if p.strip())

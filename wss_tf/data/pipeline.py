@@ -110,17 +110,21 @@ def unlabeled_dataset(stream: StreamConfig, config: augment.AugmentConfig, *, wi
 
 
 def eval_dataset(stream: StreamConfig, crop_size: tuple[int, int], mean_pixel, ignore_label: int = 255,
-                 input_context: Optional[tf.distribute.InputContext] = None) -> tf.data.Dataset:
+                 input_context: Optional[tf.distribute.InputContext] = None, with_cls: bool = False) -> tf.data.Dataset:
     """One pass over a split, each image padded to the eval crop: {"image", "label", "valid", "height",
-    "width", "filename"}. Every batch has the static shape [None, crop_h, crop_w, C]: one trace for the split."""
+    "width", "filename"[, "cls_label"]}. Every batch has the static shape [None, crop_h, crop_w, C]: one trace for
+    the split. `cls_label` (with_cls): the classes present in the mask, as the official eval's `with_cls`."""
     dataset, _ = _records(stream, training=False, input_context=input_context)
 
     def prepare(serialized):
         example = parse_example(serialized)
         image, label, name = _checked(example, stream.num_classes, ignore_label)
         image, label, valid = augment.pad_for_eval(image, label, crop_size, mean_pixel, ignore_label, name)
-        return {"image": image, "label": label, "valid": valid, "filename": name,
-                "height": tf.shape(example["image"])[0], "width": tf.shape(example["image"])[1]}
+        sample = {"image": image, "label": label, "valid": valid, "filename": name,
+                  "height": tf.shape(example["image"])[0], "width": tf.shape(example["image"])[1]}
+        if with_cls:
+            sample["cls_label"] = augment.image_level_labels(label, stream.num_classes)
+        return sample
 
     dataset = dataset.map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
     return dataset.batch(stream.batch_size).prefetch(AUTOTUNE)
