@@ -230,3 +230,29 @@ def test_eval_command_with_official_flags(toy_dataset, tmp_path):
     assert result["step"] == 3 and result["images"] == 4 and result["eval_scales"] == [0.75, 1.0]
     assert result["add_flipped_images"] and 0 <= result["cls_overall"] <= 1
     assert "mIoU" in process.stderr and "images/s" in process.stderr
+
+
+def test_official_checkpoints_restore_and_a_missing_head_matters_only_for_weakly(tmp_path):
+    from deeplab import save_official_checkpoint
+    from wss_tf.inference import restore_weights
+
+    _, model = _toy_model()
+    prefix = save_official_checkpoint(model, str(tmp_path / "official" / "model.ckpt-30000"))
+    _, fresh = _toy_model(seed=3)
+    restore_weights(fresh, str(tmp_path / "official"), need_head=True)
+    images = tf.random.stateless_uniform((1, 65, 65, 3), (7, 8), 0, 255)
+    np.testing.assert_array_equal(fresh.segmenter(images, training=False)["logits"].numpy(),
+                                  model.segmenter(images, training=False)["logits"].numpy())
+    # an official train_sup.py checkpoint has no classifier head: fine for mIoU, an error for --weakly
+    reader = tf.train.load_checkpoint(prefix)
+    names = [n for n in reader.get_variable_to_shape_map() if not n.startswith("xception_tiny/logits")]
+    headless = str(tmp_path / "headless" / "model.ckpt-1")
+    os.makedirs(os.path.dirname(headless))
+    tf.raw_ops.SaveV2(prefix=headless, tensor_names=names, shape_and_slices=[""] * len(names),
+                      tensors=[reader.get_tensor(n) for n in names])
+    restore_weights(fresh, headless)
+    with pytest.raises(ValueError, match="xception_tiny/logits"):
+        restore_weights(fresh, headless, need_head=True)
+    _, other = _toy_model(num_classes=5)
+    with pytest.raises(ValueError, match="shape mismatch"):
+        restore_weights(other, prefix)

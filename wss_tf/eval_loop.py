@@ -194,7 +194,7 @@ def run_evaluations(settings: EvalSettings, model_config: TrainConfig,
     while True:
         checkpoint = _latest(settings.checkpoint_dir)
         if checkpoint and (not polling or not store.seen(settings.key(checkpoint))):
-            restore_weights(model, checkpoint)
+            restore_weights(model, checkpoint, need_head=settings.weakly)
             dataset = pipeline.eval_dataset(stream, crop, model.spec.mean_pixel, info.ignore_label,
                                             with_cls=settings.weakly)
             result = evaluator.evaluate(dataset, total_images=info.split_sizes.get(settings.eval_split),

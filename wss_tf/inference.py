@@ -38,11 +38,13 @@ def build_model(config: TrainConfig, num_classes: int, *, with_sgc: bool = False
                           att_strides=config.att_strides).build_all()
 
 
-def restore_weights(model: PseudoSegModel, checkpoint: str) -> str:
+def restore_weights(model: PseudoSegModel, checkpoint: str, *, need_head: bool = False) -> str:
     """Loads a checkpoint of this port's trainer (object-based) or of the official code (TF1, slim names).
 
-    Every part of `model` must be found in the checkpoint (optimizer state and seeds are skipped); a model of
-    another variant or class count is an error that names the checkpoint.
+    Every part of `model` must be found in a trainer checkpoint (optimizer state and seeds are skipped). An
+    official checkpoint must hold the whole segmentation network, and the classifier head when `need_head`
+    (official train_sup.py without --weakly never creates one). A model of another variant or class count is an
+    error that names the checkpoint.
     """
     path = resolve_checkpoint(checkpoint)
     keys = tf.train.load_checkpoint(path).get_variable_to_shape_map()
@@ -56,9 +58,14 @@ def restore_weights(model: PseudoSegModel, checkpoint: str) -> str:
                              f"{model.config.num_classes} classes): was it trained with another model_variant, "
                              f"class count or architecture flags? {str(e)[:600]}") from None
         logging.info("restored %s", path)
-    else:
-        report = load_official_checkpoint(model, path, require_all=True)
-        logging.info("restored official checkpoint: %s", report.summary())
+        return path
+    report = load_official_checkpoint(model, path)
+    optional = ("hyper_column/", "pixel_normalization/") + (() if need_head else (f"{model.spec.scope}/logits/",))
+    missing = [n for n in report.uninitialized if not n.startswith(optional)]
+    if missing:
+        raise ValueError(f"official checkpoint {path} lacks {len(missing)} variables this model needs, e.g. "
+                         f"{missing[:4]}")
+    logging.info("restored official checkpoint: %s", report.summary())
     return path
 
 
