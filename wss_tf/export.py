@@ -15,7 +15,7 @@ import os
 
 from absl import app, flags, logging
 
-from wss_tf.cli import define_model_flags, find_run_config, model_config_from_flags
+from wss_tf.cli import define_model_flags, find_run_config, model_config_from_flags, parse_floats
 
 
 def define_serving_flags(flag_values=flags.FLAGS) -> None:
@@ -33,10 +33,6 @@ def define_serving_flags(flag_values=flags.FLAGS) -> None:
     flags.DEFINE_bool("add_flipped_images", False, "also average the prediction on the flipped image", flag_values=fv)
     flags.DEFINE_string("colormap_type", "pascal", "label colours: pascal, cityscapes, ... (wss_tf/colormap.py)",
                         flag_values=fv)
-
-
-def _floats(values) -> tuple[float, ...]:
-    return tuple(float(p) for v in values or () for p in str(v).split(",") if p.strip())
 
 
 def _crop(values, default) -> tuple[int, int]:
@@ -69,7 +65,7 @@ def serving_settings(checkpoint: str, flag_values=flags.FLAGS) -> dict:
     except ValueError as e:
         raise ValueError(f"{e}; pass --dataset_dir (the folder with dataset_info.json) to name the classes") from None
     colormap(fv.colormap_type)  # an unknown name fails here, before the model is built
-    scales = _floats(fv.inference_scales) or (1.0,)
+    scales = parse_floats(fv.inference_scales or ()) or (1.0,)
     return dict(config=config, info=info, dataset_dir=dataset_dir, crop_size=_crop(fv.crop_size, info.eval_crop),
                 eval_scales=scales, add_flipped_images=fv.add_flipped_images, colormap_name=fv.colormap_type)
 

@@ -1,7 +1,7 @@
 """Visualisation (the official vis.py): colour and raw label PNGs of a split, and pseudo-label panels.
 
   ./run.sh vis --checkpoint_dir=runs/voc92 --vis_logdir=runs/voc92/vis --dataset_dir=records/voc --vis_split=val \\
-      [--eval_scales=0.5 --eval_scales=0.75 --eval_scales=1.0 --add_flipped_images] [--also_save_raw_predictions] \\
+      [--eval_scales=0.5,0.75,1.0 --add_flipped_images] [--also_save_raw_predictions] \\
       [--pseudo_label_panels --max_panels=20]
 
 Writes vis_logdir/segmentation_results/<filename>.png (the prediction in the colour map, cropped to the image's own
@@ -24,7 +24,7 @@ import time
 import numpy as np
 from absl import app, flags, logging
 
-from wss_tf.cli import define_model_flags
+from wss_tf.cli import define_model_flags, parse_floats
 from wss_tf.colormap import COLORMAP_TYPES, colorize_array
 
 SEGMENTATION_DIR = "segmentation_results"
@@ -44,8 +44,8 @@ def define_flags(fv=flags.FLAGS) -> None:
     flags.DEFINE_integer("vis_batch_size", 1, "images per batch", flag_values=fv)
     flags.DEFINE_list("vis_crop_size", None, "crop height,width every image is padded to; default: the dataset's "
                       "eval crop (513,513 VOC, 641,641 COCO)", flag_values=fv)
-    flags.DEFINE_multi_float("eval_scales", [1.0], "scales whose softmaxes are averaged (the official suggestion "
-                             "for multi-scale: 0.5 0.75 1.0 1.25 1.5 1.75)", flag_values=fv)
+    flags.DEFINE_multi_string("eval_scales", ["1.0"], "scales whose softmaxes are averaged, repeated or a comma list "
+                              "(the official suggestion: 0.5,0.75,1.0,1.25,1.5,1.75)", flag_values=fv)
     flags.DEFINE_bool("add_flipped_images", False, "also average horizontally flipped images", flag_values=fv)
     flags.DEFINE_enum("colormap_type", "pascal", list(COLORMAP_TYPES), "label colours", flag_values=fv)
     flags.DEFINE_bool("also_save_raw_predictions", False, "also write the class ids as uint8 PNGs", flag_values=fv)
@@ -112,7 +112,7 @@ def run(fv=flags.FLAGS) -> dict:
 
     stream = StreamConfig(fv.dataset_dir, fv.vis_split, info.num_classes, fv.vis_batch_size)
     dataset = eval_dataset(stream, crop, model.spec.mean_pixel, info.ignore_label, with_cls=panels and fv.weakly)
-    scales, flipped = tuple(fv.eval_scales), fv.add_flipped_images
+    scales, flipped = parse_floats(fv.eval_scales), fv.add_flipped_images
 
     @tf.function(input_signature=[tf.TensorSpec([None, *crop, 3], tf.float32)], autograph=False)
     def predict(images):
