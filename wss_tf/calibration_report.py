@@ -17,9 +17,11 @@ report_dir/pixels.npz (every counted pixel's confidence and correctness: small r
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
+from typing import Optional
 
 import numpy as np
 from absl import app, flags, logging
@@ -69,37 +71,65 @@ def compare_fused(reliabilities: dict) -> dict:
     return {name: bool(fused < reliabilities[name].ece) for name in ("decoder", "sgc") if name in reliabilities}
 
 
+@dataclasses.dataclass(frozen=True)
+class CalibrationSettings:
+    checkpoint: str  # a checkpoint prefix or a directory (its latest checkpoint)
+    dataset_dir: str
+    report_dir: str
+    split: str = "train_aug"
+    batch_size: int = 4
+    crop_size: Optional[tuple[int, int]] = None  # None: the dataset's eval crop
+    num_bins: int = 15
+    max_images: int = 0  # <= 0: the whole split
+    weakly: bool = False
+    decoder_mode: str = "training"
+    save_pixels: bool = False
+
+    def __post_init__(self):
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be positive")
+
+
 def run(fv=flags.FLAGS) -> dict:
-    """The whole report; returns what calibration.json holds."""
-    from wss_tf.calibration import SOURCES, Reliability, plot_reliability, source_statistics
+    """The report from command-line flags; returns what calibration.json holds."""
     from wss_tf.cli import model_config_from_flags
+
+    for name in ("checkpoint_dir", "dataset_dir", "report_dir"):
+        if not fv[name].value:
+            raise ValueError(f"--{name} is required")
+    settings = CalibrationSettings(
+        fv.checkpoint_dir, fv.dataset_dir, fv.report_dir, split=fv.split, batch_size=fv.batch_size,
+        crop_size=tuple(int(s) for s in fv.crop_size) if fv.crop_size else None, num_bins=fv.num_bins,
+        max_images=fv.max_images, weakly=fv.weakly, decoder_mode=fv.decoder_mode, save_pixels=fv.save_pixels)
+    return calibration_report(settings, model_config_from_flags(fv.checkpoint_dir, fv))
+
+
+def calibration_report(settings: CalibrationSettings, model_config) -> dict:
+    """Measures, writes calibration.json and reliability.png, prints the table; returns the JSON's content.
+    `model_config`: the trained model's TrainConfig (its pseudo-label settings are the run's, from config.json)."""
+    from wss_tf.calibration import SOURCES, Reliability, plot_reliability, source_statistics
     from wss_tf.data.datasets import load_dataset_info
     from wss_tf.data.pipeline import StreamConfig, eval_dataset
     from wss_tf.inference import build_model, resolve_checkpoint
     from wss_tf.pseudo_label_view import (PseudoLabelInspector, restore_for_pseudo_labels,
                                           with_run_pseudo_label_settings)
 
-    for name in ("checkpoint_dir", "dataset_dir", "report_dir"):
-        if not fv[name].value:
-            raise ValueError(f"--{name} is required")
-    if fv.batch_size < 1:
-        raise ValueError("--batch_size must be positive")
-    checkpoint = resolve_checkpoint(fv.checkpoint_dir)
-    config = with_run_pseudo_label_settings(model_config_from_flags(fv.checkpoint_dir, fv), fv.checkpoint_dir)
-    info = load_dataset_info(config.dataset, fv.dataset_dir)
-    crop = tuple(int(s) for s in fv.crop_size) if fv.crop_size else tuple(info.eval_crop)
+    checkpoint = resolve_checkpoint(settings.checkpoint)
+    config = with_run_pseudo_label_settings(model_config, settings.checkpoint)
+    info = load_dataset_info(config.dataset, settings.dataset_dir)
+    crop = tuple(settings.crop_size or info.eval_crop)
     model = build_model(config, info.num_classes, with_sgc=config.use_attention)
     restore_for_pseudo_labels(model, checkpoint)
-    inspector = PseudoLabelInspector(model, config, decoder_mode=fv.decoder_mode, weakly=fv.weakly)
+    inspector = PseudoLabelInspector(model, config, decoder_mode=settings.decoder_mode, weakly=settings.weakly)
 
-    dataset = eval_dataset(StreamConfig(fv.dataset_dir, fv.split, info.num_classes, fv.batch_size), crop,
-                           model.spec.mean_pixel, info.ignore_label, with_cls=fv.weakly)
-    if fv.max_images > 0:
-        dataset = dataset.unbatch().take(fv.max_images).batch(fv.batch_size)
-    total = fv.max_images if fv.max_images > 0 else info.split_sizes.get(fv.split)
+    dataset = eval_dataset(StreamConfig(settings.dataset_dir, settings.split, info.num_classes, settings.batch_size), crop,
+                           model.spec.mean_pixel, info.ignore_label, with_cls=settings.weakly)
+    if settings.max_images > 0:
+        dataset = dataset.unbatch().take(settings.max_images).batch(settings.batch_size)
+    total = settings.max_images if settings.max_images > 0 else info.split_sizes.get(settings.split)
     logging.info("calibration of %s on %s/%s (%s images), batch %d, crop %dx%d, decoder pass in %s mode, "
-                 "image-level labels %s", checkpoint, info.name, fv.split, total or "?", fv.batch_size, *crop,
-                 fv.decoder_mode, "from the masks (weakly)" if fv.weakly else "predicted (sigmoid >= 0.5)")
+                 "image-level labels %s", checkpoint, info.name, settings.split, total or "?", settings.batch_size, *crop,
+                 settings.decoder_mode, "from the masks (weakly)" if settings.weakly else "predicted (sigmoid >= 0.5)")
 
     reliabilities, pixels = {}, {}
     images = 0
@@ -110,8 +140,8 @@ def run(fv=flags.FLAGS) -> dict:
         known = statistics.pop("known").numpy()
         for name, (confidence, correct) in statistics.items():
             confidence, correct = confidence.numpy(), correct.numpy()
-            reliabilities.setdefault(name, Reliability(fv.num_bins)).update(confidence, correct, known)
-            if fv.save_pixels:
+            reliabilities.setdefault(name, Reliability(settings.num_bins)).update(confidence, correct, known)
+            if settings.save_pixels:
                 pixels.setdefault(f"{name}/confidence", []).append(confidence[known])
                 pixels.setdefault(f"{name}/correct", []).append(correct[known])
         images += int(batch["image"].shape[0])
@@ -120,35 +150,34 @@ def run(fv=flags.FLAGS) -> dict:
             logging.info("calibration: %d/%s images, %.1f images/s", images, total or "?", images / (last_log - start))
     reliabilities = {k: reliabilities[k] for k in SOURCES if k in reliabilities}
     if not reliabilities or reliabilities["decoder"].total == 0:
-        raise ValueError(f"split {fv.split!r} has no pixel with a known label (masks all {info.ignore_label}?): "
+        raise ValueError(f"split {settings.split!r} has no pixel with a known label (masks all {info.ignore_label}?): "
                          f"calibration needs a split whose masks are known")
 
-    os.makedirs(fv.report_dir, exist_ok=True)
+    os.makedirs(settings.report_dir, exist_ok=True)
     comparison = compare_fused(reliabilities)
-    report = {"checkpoint": checkpoint, "dataset": info.name, "split": fv.split, "images": images,
-              "batch_size": fv.batch_size, "crop_size": list(crop), "decoder_mode": fv.decoder_mode,
-              "weakly": fv.weakly, "temperature": config.temperature, "logit_norm": config.logit_norm,
+    report = {"checkpoint": checkpoint, "dataset": info.name, "split": settings.split, "images": images,
+              "batch_size": settings.batch_size, "crop_size": list(crop), "decoder_mode": settings.decoder_mode,
+              "weakly": settings.weakly, "temperature": config.temperature, "logit_norm": config.logit_norm,
               "pseudo_src": config.pseudo_src, "resolution": "logits grid (1/4)",
               "sources": {k: v.to_dict() for k, v in reliabilities.items()},
               "fused_lower_ece_than": comparison}
-    with open(os.path.join(fv.report_dir, REPORT_FILE), "w") as f:
+    with open(os.path.join(settings.report_dir, REPORT_FILE), "w") as f:
         json.dump(report, f, indent=2)
-    plot_reliability(reliabilities, os.path.join(fv.report_dir, PLOT_FILE),
-                     f"{info.name}/{fv.split}, {images} images, {reliabilities['decoder'].total} pixels")
-    if fv.save_pixels:
-        np.savez_compressed(os.path.join(fv.report_dir, PIXELS_FILE),
+    plot_reliability(reliabilities, os.path.join(settings.report_dir, PLOT_FILE),
+                     f"{info.name}/{settings.split}, {images} images, {reliabilities['decoder'].total} pixels")
+    if settings.save_pixels:
+        np.savez_compressed(os.path.join(settings.report_dir, PIXELS_FILE),
                             **{k: np.concatenate(v) for k, v in pixels.items()})
 
-    table = format_table(reliabilities)
-    print(table, flush=True)
-    logging.info("calibration over %d images, %d labelled pixels at the logits grid (%.1fs):\n%s", images,
-                 reliabilities["decoder"].total, time.time() - start, table)
+    logging.info("calibration over %d images, %d labelled pixels at the logits grid (%.1fs):", images,
+                 reliabilities["decoder"].total, time.time() - start)
+    print(format_table(reliabilities), flush=True)
     fused = reliabilities["fused"].ece
     for name, better in comparison.items():
         logging.info("fused ECE %.4f %s %s ECE %.4f: on this data the fused label is %s calibrated than the %s",
                      fused, "<" if better else ">=", name, reliabilities[name].ece,
                      "better" if better else "NOT better", name)
-    logging.info("report: %s, %s", os.path.join(fv.report_dir, REPORT_FILE), os.path.join(fv.report_dir, PLOT_FILE))
+    logging.info("report: %s, %s", os.path.join(settings.report_dir, REPORT_FILE), os.path.join(settings.report_dir, PLOT_FILE))
     return report
 
 

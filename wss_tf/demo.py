@@ -61,11 +61,27 @@ def main(argv):
             json.dump(result, f, indent=2)
         rows.append((name, result, train_seconds))
 
+    from wss_tf.calibration import SOURCE_TITLES
+    from wss_tf.calibration_report import CalibrationSettings, calibration_report
+
+    logging.info("=== pseudo-label calibration of the PseudoSeg model on 256 images of the unlabeled pool")
+    wss_logdir = os.path.join(FLAGS.workdir, f"wss_{settings['train_split']}")
+    report_dir = os.path.join(wss_logdir, "calibration")
+    calibration = calibration_report(
+        CalibrationSettings(wss_logdir, data.output_dir, report_dir, split=settings["train_split_cls"],
+                            max_images=256), TrainConfig.from_dict({**settings, "mode": "wss"}))
+
     print()
     print(f"{'method':22s} {'val mIoU':>9s} {'pixel acc':>10s} {'train time':>11s}   labeled split: "
           f"{settings['train_split']}, {settings['training_number_of_steps']} steps")
     for name, result, seconds in rows:
         print(f"{name:22s} {100 * result['miou']:8.1f}% {100 * result['pixel_accuracy']:9.1f}% {seconds:10.0f}s")
+    print(f"\npseudo labels of the PseudoSeg model ({calibration['images']} unlabeled-pool images, known masks; "
+          f"{report_dir}/reliability.png)")
+    print(f"{'source':28s} {'pixel acc':>9s} {'mean conf':>10s} {'ECE':>7s}")
+    for name, source in calibration["sources"].items():
+        print(f"{SOURCE_TITLES.get(name, name):28s} {100 * source['accuracy']:8.1f}% {100 * source['mean_confidence']:9.1f}% "
+              f"{source['ece']:7.3f}")
     print(f"\ntotal {time.time() - started:.0f}s; per-class IoU in {FLAGS.workdir}/*/val_result.json; "
           f"TensorBoard: ./run.sh python -m tensorboard.main --logdir {FLAGS.workdir}")
 
