@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from deeplab import official_variable_map
-from wss_tf.config import TrainConfig
+from wss_tf.config import RUN_CONFIG_FILE, TrainConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "tests", "scripts", "train_toy.py")
@@ -55,6 +55,8 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(toy_dataset, tm
     resumed, log = _run(toy_dataset, tmp_path / "resumed", "wss", "--deterministic")
     assert "resumed from" in log and "ckpt-2" in log
     assert resumed["step"] == 4 and resumed["lr"] == pytest.approx(straight["lr"])
+    with open(tmp_path / "straight" / RUN_CONFIG_FILE) as f:  # what eval, vis and export rebuild the model from
+        assert TrainConfig.from_dict(json.load(f)) == toy_config(toy_dataset, tmp_path / "straight", mode="wss")
     a, b = _weights(tmp_path / "straight", 4)[0], _weights(tmp_path / "resumed", 4)[0]
     assert max(float(np.abs(a[k] - b[k]).max()) for k in a) == 0.0
     tags = {value.tag for path in glob.glob(str(tmp_path / "straight" / "train" / "events.*"))

@@ -122,14 +122,15 @@ def calibration_report(settings: CalibrationSettings, model_config) -> dict:
     restore_for_pseudo_labels(model, checkpoint)
     inspector = PseudoLabelInspector(model, config, decoder_mode=settings.decoder_mode, weakly=settings.weakly)
 
-    dataset = eval_dataset(StreamConfig(settings.dataset_dir, settings.split, info.num_classes, settings.batch_size), crop,
-                           model.spec.mean_pixel, info.ignore_label, with_cls=settings.weakly)
+    stream = StreamConfig(settings.dataset_dir, settings.split, info.num_classes, settings.batch_size)
+    dataset = eval_dataset(stream, crop, model.spec.mean_pixel, info.ignore_label, with_cls=settings.weakly)
     if settings.max_images > 0:
         dataset = dataset.unbatch().take(settings.max_images).batch(settings.batch_size)
     total = settings.max_images if settings.max_images > 0 else info.split_sizes.get(settings.split)
     logging.info("calibration of %s on %s/%s (%s images), batch %d, crop %dx%d, decoder pass in %s mode, "
-                 "image-level labels %s", checkpoint, info.name, settings.split, total or "?", settings.batch_size, *crop,
-                 settings.decoder_mode, "from the masks (weakly)" if settings.weakly else "predicted (sigmoid >= 0.5)")
+                 "image-level labels %s", checkpoint, info.name, settings.split, total or "?", settings.batch_size,
+                 *crop, settings.decoder_mode,
+                 "from the masks (weakly)" if settings.weakly else "predicted (sigmoid >= 0.5)")
 
     reliabilities, pixels = {}, {}
     images = 0
@@ -177,7 +178,8 @@ def calibration_report(settings: CalibrationSettings, model_config) -> dict:
         logging.info("fused ECE %.4f %s %s ECE %.4f: on this data the fused label is %s calibrated than the %s",
                      fused, "<" if better else ">=", name, reliabilities[name].ece,
                      "better" if better else "NOT better", name)
-    logging.info("report: %s, %s", os.path.join(settings.report_dir, REPORT_FILE), os.path.join(settings.report_dir, PLOT_FILE))
+    logging.info("report: %s, %s", os.path.join(settings.report_dir, REPORT_FILE),
+                 os.path.join(settings.report_dir, PLOT_FILE))
     return report
 
 

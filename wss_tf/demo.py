@@ -80,7 +80,8 @@ def main(argv):
           f"{report_dir}/reliability.png)")
     print(f"{'source':28s} {'pixel acc':>9s} {'mean conf':>10s} {'ECE':>7s}")
     for name, source in calibration["sources"].items():
-        print(f"{SOURCE_TITLES.get(name, name):28s} {100 * source['accuracy']:8.1f}% {100 * source['mean_confidence']:9.1f}% "
+        print(f"{SOURCE_TITLES.get(name, name):28s} {100 * source['accuracy']:8.1f}% "
+              f"{100 * source['mean_confidence']:9.1f}% "
               f"{source['ece']:7.3f}")
     print(f"\ntotal {time.time() - started:.0f}s; per-class IoU in {FLAGS.workdir}/*/val_result.json; "
           f"TensorBoard: ./run.sh python -m tensorboard.main --logdir {FLAGS.workdir}")
