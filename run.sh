@@ -44,6 +44,7 @@ wss_tf: PseudoSeg (ICLR 2021) in TensorFlow 2 / Keras 3.
   ./run.sh build-folder FLAGS   images/ + masks/ folder -> TFRecords
   ./run.sh validate FLAGS       check an existing record set
   ./run.sh generate-data FLAGS  make the small generated dataset (the demo's data)
+  ./run.sh study FLAGS          scaled-down study on generated data: methods x label fractions x seeds
   ./run.sh benchmark-input      input pipeline throughput on this machine
   ./run.sh benchmark-eval       evaluation throughput (images/s at the 513 crop) and trace count
   ./run.sh python ARGS...       run Python inside the project's environment
@@ -74,6 +75,11 @@ case "$cmd" in
   train-wss|train-sup|eval|vis|export|predict)
     ensure_env
     exec "$VENV/bin/python" -m "wss_tf.${cmd//-/_}" "$@"
+    ;;
+  study)
+    ensure_env
+    cd "$ROOT"
+    exec "$VENV/bin/python" -m wss_tf.study "$@"
     ;;
   calibration)
     ensure_env
