@@ -82,7 +82,7 @@ class TrainConfig:
     save_interval_steps: int = 0  # 0 = by time only
     save_summaries_secs: int = 180
     save_summaries_images: bool = True
-    max_to_keep: int = 3
+    max_to_keep: int = 3  # <= 0: keep every checkpoint (the paper experiments evaluate them all for the best)
     seed: int = 0
 
     def __post_init__(self):

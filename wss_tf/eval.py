@@ -27,6 +27,8 @@ flags.DEFINE_bool("add_flipped_images", False, "also average horizontally flippe
 flags.DEFINE_string("eval_split", "val", "split to evaluate")
 flags.DEFINE_integer("max_number_of_evaluations", 0, "stop after this many evaluations; <= 0: keep polling "
                      "(until the checkpoint of the run's last step has been evaluated)")
+flags.DEFINE_bool("eval_all_checkpoints", False, "polling: evaluate every checkpoint not yet evaluated (oldest "
+                  "first), not only the latest (ours; the best of a run needs them all)")
 flags.DEFINE_bool("weakly", False, "also score the classifier head (accuracy, precision, recall at 0.5)")
 define_model_flags()
 FLAGS = flags.FLAGS
@@ -48,7 +50,7 @@ def main(argv):
         eval_crop_size=tuple(int(v) for v in FLAGS.eval_crop_size) if FLAGS.eval_crop_size else None,
         eval_scales=parse_floats(FLAGS.eval_scales), add_flipped_images=FLAGS.add_flipped_images,
         eval_interval_secs=FLAGS.eval_interval_secs, max_number_of_evaluations=FLAGS.max_number_of_evaluations,
-        weakly=FLAGS.weakly)
+        weakly=FLAGS.weakly, every_checkpoint=FLAGS.eval_all_checkpoints)
     run_evaluations(settings, model_config)
 
 

@@ -39,6 +39,7 @@ class EvalSettings:
     eval_interval_secs: int = 300
     max_number_of_evaluations: int = 0
     weakly: bool = False
+    every_checkpoint: bool = False  # polling: every checkpoint not yet evaluated, not only the latest
 
     def __post_init__(self):
         if self.eval_batch_size < 1:
@@ -132,11 +133,6 @@ def _write_json(path: str, value: dict):
     os.replace(path + ".tmp", path)
 
 
-def _latest(checkpoint_dir: str) -> Optional[str]:
-    return tf.train.latest_checkpoint(checkpoint_dir) if os.path.isdir(checkpoint_dir) \
-        else resolve_checkpoint(checkpoint_dir)
-
-
 def _final_step(checkpoint_dir: str) -> Optional[int]:
     path = find_run_config(checkpoint_dir)
     if not path:
@@ -191,27 +187,46 @@ def run_evaluations(settings: EvalSettings, model_config: TrainConfig,
                  settings.eval_split, *crop, list(settings.eval_scales),
                  " + flipped" if settings.add_flipped_images else "")
     done = []
+
+    def evaluate(checkpoint):
+        restore_weights(model, checkpoint, need_head=settings.weakly)
+        dataset = pipeline.eval_dataset(stream, crop, model.spec.mean_pixel, info.ignore_label,
+                                        with_cls=settings.weakly)
+        result = evaluator.evaluate(dataset, total_images=info.split_sizes.get(settings.eval_split),
+                                    progress=_progress_logger(settings.eval_split))
+        result.update(checkpoint=checkpoint, step=checkpoint_step(checkpoint), split=settings.eval_split,
+                      crop_size=list(crop), key=settings.key(checkpoint), time=time.time())
+        is_best = store.add(result)
+        done.append(result)
+        logging.info("%s%s", describe(result), "\nthe best so far: copied to " + store._best_prefix()
+                     if is_best else f"\nbest so far: mIoU {100 * store.best['miou']:.2f}% at step "
+                                     f"{store.best['step']}")
+
     while True:
-        checkpoint = _latest(settings.checkpoint_dir)
-        if checkpoint and (not polling or not store.seen(settings.key(checkpoint))):
-            restore_weights(model, checkpoint, need_head=settings.weakly)
-            dataset = pipeline.eval_dataset(stream, crop, model.spec.mean_pixel, info.ignore_label,
-                                            with_cls=settings.weakly)
-            result = evaluator.evaluate(dataset, total_images=info.split_sizes.get(settings.eval_split),
-                                        progress=_progress_logger(settings.eval_split))
-            result.update(checkpoint=checkpoint, step=checkpoint_step(checkpoint), split=settings.eval_split,
-                          crop_size=list(crop), key=settings.key(checkpoint), time=time.time())
-            is_best = store.add(result)
-            done.append(result)
-            logging.info("%s%s", describe(result), "\nthe best so far: copied to " + store._best_prefix()
-                         if is_best else f"\nbest so far: mIoU {100 * store.best['miou']:.2f}% at step "
-                                         f"{store.best['step']}")
-        if not polling or 0 < settings.max_number_of_evaluations <= len(done):
+        if not polling:
+            evaluate(resolve_checkpoint(settings.checkpoint_dir))
             break
-        step = checkpoint_step(checkpoint) if checkpoint else None
+        for checkpoint in _pending(settings, store):
+            evaluate(checkpoint)
+            if 0 < settings.max_number_of_evaluations <= len(done):
+                return done
+        latest = tf.train.latest_checkpoint(settings.checkpoint_dir)
+        step = checkpoint_step(latest) if latest else None
         if final_step and step is not None and step >= final_step:
             logging.info("the checkpoint of the run's last step (%d) is evaluated; stopping", final_step)
             break
         logging.info("waiting %ds for a new checkpoint in %s", settings.eval_interval_secs, settings.checkpoint_dir)
         sleep(settings.eval_interval_secs)
     return done
+
+
+def _pending(settings: EvalSettings, store: ResultStore) -> list[str]:
+    """Checkpoints of the polled directory to evaluate now: the latest if it is new (official
+    evaluate_repeatedly), or with every_checkpoint all those not evaluated yet, oldest first."""
+    state = tf.train.get_checkpoint_state(settings.checkpoint_dir)
+    if state is None or not state.model_checkpoint_path:
+        return []
+    candidates = list(state.all_model_checkpoint_paths) if settings.every_checkpoint \
+        else [state.model_checkpoint_path]
+    candidates = [c if os.path.isabs(c) else os.path.join(settings.checkpoint_dir, c) for c in candidates]
+    return [c for c in candidates if tf.io.gfile.exists(c + ".index") and not store.seen(settings.key(c))]

@@ -76,7 +76,8 @@ class Trainer:
         # Keras does not checkpoint its dropout seed states; they join so a resumed run draws the same masks.
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
                                               seeds=seed_states(self.model))
-        self.manager = tf.train.CheckpointManager(self.checkpoint, self.logdir, max_to_keep=config.max_to_keep)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, self.logdir,
+                                                  max_to_keep=config.max_to_keep if config.max_to_keep > 0 else None)
         self.writer = tf.summary.create_file_writer(os.path.join(self.logdir, "train"))
         self._step_fn = None
         self._last_images = {}
