@@ -24,7 +24,7 @@ from absl import app, flags, logging
 from wss_tf.config import TrainConfig
 from wss_tf.experiments import Experiment, experiment_names, load_experiment
 
-PAPER_BATCH = 64
+_EVAL_FIELDS = ("eval_split", "eval_crop_size", "eval_batch_size")  # --override keys that change the evaluation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +88,10 @@ def reproduce(experiment: Experiment, *, dataset_dir: str, workdir: str, init_ch
     from wss_tf.trainer import Trainer
 
     strategy = strategy or make_strategy(num_clones)
-    config = experiment.train.replace(**(overrides or {}))
+    overrides = dict(overrides or {})
+    eval_changes = {k: overrides.pop(k) for k in list(overrides) if k in _EVAL_FIELDS}
+    experiment = dataclasses.replace(experiment, **eval_changes)
+    config = experiment.train.replace(**overrides)
     check_records(experiment, dataset_dir)
     plan = batch_plan(config, strategy.num_replicas_in_sync, max_per_replica_batch)
     logdir = os.path.join(workdir, experiment.name)
@@ -114,7 +117,7 @@ def reproduce(experiment: Experiment, *, dataset_dir: str, workdir: str, init_ch
               "best_miou": best["miou"], "best_step": best["step"], "evaluations": len(evaluations),
               "replicas": plan.replicas, "global_batch": plan.global_batch,
               "base_learning_rate": plan.base_learning_rate, "steps": config.training_number_of_steps,
-              "init_checkpoint": init_checkpoint or None, "overrides": overrides or {}, "logdir": logdir,
+              "init_checkpoint": init_checkpoint or None, "overrides": {**overrides, **eval_changes}, "logdir": logdir,
               "seconds": time.time() - started, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "results.jsonl"), "a") as f:
@@ -151,7 +154,8 @@ def define_flags(fv=flags.FLAGS) -> None:
     flags.DEFINE_integer("num_clones", 0, "replicas: 0 = every local GPU", flag_values=fv)
     flags.DEFINE_integer("max_per_replica_batch", 0, "largest per-replica batch that fits in memory; 0 = no limit "
                          "(the paper's global batch of 64 is kept)", flag_values=fv)
-    flags.DEFINE_multi_string("override", [], "key=value over the experiment's training settings", flag_values=fv)
+    flags.DEFINE_multi_string("override", [], "key=value over the experiment's training settings (or eval_split, "
+                              "eval_crop_size, eval_batch_size)", flag_values=fv)
     flags.DEFINE_bool("list", False, "list the experiments and exit", flag_values=fv)
 
 
