@@ -129,3 +129,29 @@ def test_multi_worker_training_on_localhost(toy_dataset, tmp_path):
     assert first["step"] == second["step"] == 2
     assert first["checksum"] == pytest.approx(second["checksum"], rel=1e-6)
     assert "multi-worker training: 2 replicas" in log
+
+
+def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(toy_dataset, tmp_path, monkeypatch):
+    """The step that produced NaN has already applied its update: the run stops naming the step and the loss
+    term, and the latest checkpoint stays the last one written before it (finite weights)."""
+    from wss_tf import step as steps
+    from wss_tf.trainer import Trainer
+
+    trainer = Trainer(toy_config(toy_dataset, tmp_path / "nan", mode="sup", save_interval_steps=1,
+                                 training_number_of_steps=5), tf.distribute.MirroredStrategy(["/cpu:0"]))
+    original = steps.sup_losses
+
+    def poisoned(model, config, labeled, classification=None):
+        losses, monitors, visuals = original(model, config, labeled, classification)
+        nan_from_step_3 = tf.where(trainer.optimizer.iterations >= 2, float("nan"), 1.0)
+        return {k: v * nan_from_step_3 for k, v in losses.items()}, monitors, visuals
+
+    monkeypatch.setattr(steps, "sup_losses", poisoned)
+    with pytest.raises(FloatingPointError, match=r"step 3: supervised.*ckpt-2"):
+        trainer.run()
+    latest = tf.train.latest_checkpoint(str(tmp_path / "nan"))
+    assert latest.endswith("ckpt-2")
+    reader = tf.train.load_checkpoint(latest)
+    values = [reader.get_tensor(name) for name, _ in tf.train.list_variables(latest)]
+    floats = [v for v in values if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
+    assert len(floats) > 50 and all(np.isfinite(v).all() for v in floats)

@@ -186,12 +186,14 @@ class Trainer:
         window_start, window_steps, results = time.time(), 0, {}
         logging.info("training %s (%s) from step %d to %d, %d replicas, global batch %d", c.model_variant, c.mode,
                      start, c.training_number_of_steps, self.replicas, c.train_batch_size)
+        weights_finite = True
         try:
             while self.step < last_step:
                 results = self.train_step(next(labeled_it), next(second_it) if second_it else None)
                 window_steps += 1
                 step = self.step
                 if not results["all_finite"] > 0:
+                    weights_finite = False  # the step has applied a non-finite update: never save these weights
                     bad = [k for k, v in results.items() if not np.isfinite(float(v))]
                     raise FloatingPointError(f"non-finite loss at step {step}: {', '.join(bad)}; the last "
                                              f"checkpoint is kept: {self.manager.latest_checkpoint}")
@@ -208,7 +210,7 @@ class Trainer:
                     self.save()
                     last_save = now
         finally:
-            if self.step > start:
+            if self.step > start and weights_finite:
                 self.save()
         self._write_summaries(self.step, results)
         return {k: float(v) for k, v in results.items()}
