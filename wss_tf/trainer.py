@@ -1,8 +1,11 @@
 """The training loop of train_sup.py and train_wss.py: strategy, data, model, checkpoints, summaries, progress."""
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -26,6 +29,32 @@ _LAST_LAYERS_ALL = ("logits", "image_pooling", "aspp", "concat_projection", "dec
 def last_layers(config: TrainConfig, model) -> tuple[str, ...]:
     scopes = ("logits",) if config.last_layers_contain_logits_only else _LAST_LAYERS_ALL
     return scopes + (f"{model.spec.scope}/logits",)
+
+
+class Preempted(SystemExit):
+    """SIGTERM (preemption) arrived: a checkpoint of the last finished step was written; exit status 143."""
+
+    def __init__(self, step: int):
+        super().__init__(128 + signal.SIGTERM)
+        self.step = step
+
+
+@contextlib.contextmanager
+def _sigterm_flag():
+    """A dict whose "received" turns True on SIGTERM while the block runs (main thread only; else never)."""
+    flag = {"received": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        flag["received"] = True
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class Trainer:
@@ -182,38 +211,51 @@ class Trainer:
         labeled, second = self.datasets(start)
         labeled_it, second_it = iter(labeled), iter(second) if second is not None else None
         images_per_step = c.train_batch_size * (2 if second is not None else 1)
-        last_save = last_summary = time.time()
-        window_start, window_steps, results = time.time(), 0, {}
         logging.info("training %s (%s) from step %d to %d, %d replicas, global batch %d", c.model_variant, c.mode,
                      start, c.training_number_of_steps, self.replicas, c.train_batch_size)
         weights_finite = True
-        try:
-            while self.step < last_step:
-                results = self.train_step(next(labeled_it), next(second_it) if second_it else None)
-                window_steps += 1
-                step = self.step
-                if not results["all_finite"] > 0:
-                    weights_finite = False  # the step has applied a non-finite update: never save these weights
-                    bad = [k for k, v in results.items() if not np.isfinite(float(v))]
-                    raise FloatingPointError(f"non-finite loss at step {step}: {', '.join(bad)}; the last "
-                                             f"checkpoint is kept: {self.manager.latest_checkpoint}")
-                if step % c.log_steps == 0 or step == c.training_number_of_steps:
-                    rate = window_steps * images_per_step / (time.time() - window_start)
-                    self._log_progress(step, results, rate, images_per_step)
-                    window_start, window_steps = time.time(), 0
-                now = time.time()
-                if self.chief and now - last_summary >= c.save_summaries_secs:
-                    self._write_summaries(step, results)
-                    last_summary = now
-                by_steps = c.save_interval_steps and step % c.save_interval_steps == 0
-                if by_steps or now - last_save >= c.save_interval_secs:
+        with _sigterm_flag() as sigterm:
+            try:
+                results = self._loop(last_step, sigterm, labeled_it, second_it, images_per_step)
+            except FloatingPointError:
+                weights_finite = False  # the step has applied a non-finite update: never save these weights
+                raise
+            finally:
+                if self.step > start and weights_finite:
                     self.save()
-                    last_save = now
-        finally:
-            if self.step > start and weights_finite:
-                self.save()
+        if sigterm["received"]:
+            logging.warning("stopped by SIGTERM at step %d; the checkpoint of that step is saved: rerun the same "
+                            "command to resume", self.step)
+            raise Preempted(self.step)
         self._write_summaries(self.step, results)
         return {k: float(v) for k, v in results.items()}
+
+    def _loop(self, last_step, sigterm, labeled_it, second_it, images_per_step) -> dict:
+        """Steps until last_step or SIGTERM; the last step's scalars."""
+        c = self.config
+        last_save = last_summary = time.time()
+        window_start, window_steps, results = time.time(), 0, {}
+        while self.step < last_step and not sigterm["received"]:
+            results = self.train_step(next(labeled_it), next(second_it) if second_it else None)
+            window_steps += 1
+            step = self.step
+            if not results["all_finite"] > 0:
+                bad = [k for k, v in results.items() if not np.isfinite(float(v))]
+                raise FloatingPointError(f"non-finite loss at step {step}: {', '.join(bad)}; the last "
+                                         f"checkpoint is kept: {self.manager.latest_checkpoint}")
+            if step % c.log_steps == 0 or step == c.training_number_of_steps:
+                rate = window_steps * images_per_step / (time.time() - window_start)
+                self._log_progress(step, results, rate, images_per_step)
+                window_start, window_steps = time.time(), 0
+            now = time.time()
+            if self.chief and now - last_summary >= c.save_summaries_secs:
+                self._write_summaries(step, results)
+                last_summary = now
+            by_steps = c.save_interval_steps and step % c.save_interval_steps == 0
+            if by_steps or now - last_save >= c.save_interval_secs:
+                self.save()
+                last_save = now
+        return results
 
     def _log_progress(self, step, results, images_per_second, images_per_step):
         c = self.config
