@@ -25,7 +25,8 @@ TRUTH = np.array([[[0, 0, 1, 1], [0, 255, 1, 255]],
                   [[1, 1, 0, 255], [0, 0, 255, 255]]])
 PRED = np.array([[[0, 1, 1, 2], [0, 0, 1, 1]],
                  [[1, 2, 0, 3], [1, 0, 2, 2]]])
-# Counted pairs (truth, prediction): image 1: (0,0) (0,1) (1,1) (1,2) (0,0) (1,1); image 2: (1,1) (1,2) (0,0) (0,1) (0,0)
+# Counted pairs (truth, prediction):
+#   image 1: (0,0) (0,1) (1,1) (1,2) (0,0) (1,1); image 2: (1,1) (1,2) (0,0) (0,1) (0,0)
 # rows = truth:   c0: pred0 4, pred1 2      c1: pred1 3, pred2 2
 HAND = {"tp": [4, 3, 0, 0], "in_truth": [6, 5, 0, 0], "predicted": [4, 5, 2, 0]}
 

@@ -76,7 +76,8 @@ def describe(metadata: dict) -> str:
     names = metadata["class_names"]
     shown = ", ".join(names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
     scales = ", ".join(f"{s:g}" for s in metadata["eval_scales"])
-    return (f"{metadata['model_variant']}, {metadata['num_classes']} classes ({shown}); network input {crop_h}x{crop_w}: "
+    return (f"{metadata['model_variant']}, {metadata['num_classes']} classes ({shown}); "
+            f"network input {crop_h}x{crop_w}: "
             f"smaller images are padded with the mean pixel, larger ones resized down to fit (aspect kept) and their "
             f"labels resized back to the image size; inference scales {scales}, flipped images "
             f"{'averaged in' if metadata['add_flipped_images'] else 'not used'}; colour map {metadata['colormap']}")

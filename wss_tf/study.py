@@ -126,8 +126,9 @@ def main(argv):
     table = summarize(results, FLAGS.splits)
     with open(os.path.join(FLAGS.workdir, "results.md"), "w") as f:
         f.write(table + "\n")
-    print(f"\n{table}\n\nval mIoU / pixel accuracy in %, mean ± sample std over seeds; {settings['training_number_of_steps']}"
-          f" steps per run ({FLAGS.config}); this call {time.time() - started:.0f}s; runs in {FLAGS.workdir}/runs")
+    print(f"\n{table}\n\nval mIoU / pixel accuracy in %, mean ± sample std over seeds; "
+          f"{settings['training_number_of_steps']} steps per run ({FLAGS.config}); this call "
+          f"{time.time() - started:.0f}s; runs in {FLAGS.workdir}/runs")
 
 
 if __name__ == "__main__":
