@@ -76,6 +76,8 @@ def main(argv):
     from wss_tf.distribute import make_strategy
 
     strategy = make_strategy(1)
+    import keras
+
     from wss_tf.config import TrainConfig
     from wss_tf.data import pipeline
     from wss_tf.data.synthetic import generate
@@ -106,8 +108,6 @@ def main(argv):
         logging.info("=== run %d/%d: %s on %s, seed %d (%s)", index + 1, len(runs), method, split, seed,
                      config.train_logdir)
         t0 = time.time()
-        import keras
-
         keras.utils.set_random_seed(seed)  # initial weights and dropout differ per seed
         trainer = Trainer(config, strategy)
         trainer.run()
