@@ -30,10 +30,8 @@ def main(argv):
     strategy = make_strategy(settings.get("num_clones", 1))
 
     from wss_tf.config import TrainConfig
-    from wss_tf.data import pipeline
     from wss_tf.data.synthetic import generate
-    from wss_tf.evaluation import evaluate
-    from wss_tf.trainer import Trainer
+    from wss_tf.generated_run import train_and_evaluate
 
     started = time.time()
     data = generate(os.path.join(FLAGS.workdir, "data"), seed=FLAGS.seed)
@@ -50,13 +48,7 @@ def main(argv):
                                         "train_logdir": os.path.join(FLAGS.workdir, f"{mode}_{settings['train_split']}")})
         logging.info("=== %s: %d steps on %s, logs in %s", name, config.training_number_of_steps,
                      config.train_split, config.train_logdir)
-        t0 = time.time()
-        trainer = Trainer(config, strategy)
-        trainer.run()
-        train_seconds = time.time() - t0
-        stream = pipeline.StreamConfig(data.output_dir, "val", data.num_classes, batch_size=8)
-        val = pipeline.eval_dataset(stream, data.eval_crop, trainer.model.spec.mean_pixel)
-        result = evaluate(trainer.model, val, data.num_classes, list(data.class_names))
+        result, train_seconds = train_and_evaluate(config, strategy, data)
         with open(os.path.join(config.train_logdir, "val_result.json"), "w") as f:
             json.dump(result, f, indent=2)
         rows.append((name, result, train_seconds))

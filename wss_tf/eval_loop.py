@@ -90,11 +90,11 @@ class ResultStore:
         is_best = self.best is result  # ties keep the earlier checkpoint
         if is_best:
             self._keep_checkpoint(result["checkpoint"])
-            _write_json(os.path.join(self.logdir, "best.json"), {**result, "checkpoint_copy": self._best_prefix()})
+            _write_json(os.path.join(self.logdir, "best.json"), {**result, "checkpoint_copy": self.best_copy()})
         self._summaries(result)
         return is_best
 
-    def _best_prefix(self) -> str:
+    def best_copy(self) -> str:
         prefix = tf.train.latest_checkpoint(os.path.join(self.logdir, BEST_DIR))
         return prefix or ""
 
@@ -198,7 +198,7 @@ def run_evaluations(settings: EvalSettings, model_config: TrainConfig,
                       crop_size=list(crop), key=settings.key(checkpoint), time=time.time())
         is_best = store.add(result)
         done.append(result)
-        logging.info("%s%s", describe(result), "\nthe best so far: copied to " + store._best_prefix()
+        logging.info("%s%s", describe(result), "\nthe best so far: copied to " + store.best_copy()
                      if is_best else f"\nbest so far: mIoU {100 * store.best['miou']:.2f}% at step "
                                      f"{store.best['step']}")
 

@@ -79,10 +79,8 @@ def main(argv):
     import keras
 
     from wss_tf.config import TrainConfig
-    from wss_tf.data import pipeline
     from wss_tf.data.synthetic import generate
-    from wss_tf.evaluation import evaluate
-    from wss_tf.trainer import Trainer
+    from wss_tf.generated_run import train_and_evaluate
 
     with open(FLAGS.config) as f:
         settings = json.load(f)
@@ -107,14 +105,8 @@ def main(argv):
                                         "train_logdir": os.path.join(FLAGS.workdir, "runs", name)})
         logging.info("=== run %d/%d: %s on %s, seed %d (%s)", index + 1, len(runs), method, split, seed,
                      config.train_logdir)
-        t0 = time.time()
         keras.utils.set_random_seed(seed)  # initial weights and dropout differ per seed
-        trainer = Trainer(config, strategy)
-        trainer.run()
-        seconds = time.time() - t0
-        stream = pipeline.StreamConfig(data.output_dir, "val", data.num_classes, batch_size=8)
-        val = pipeline.eval_dataset(stream, data.eval_crop, trainer.model.spec.mean_pixel)
-        result = evaluate(trainer.model, val, data.num_classes, list(data.class_names))
+        result, seconds = train_and_evaluate(config, strategy, data)
         record = {"run": name, "method": method, "split": split, "seed": seed, "miou": result["miou"],
                   "pixel_accuracy": result["pixel_accuracy"], "per_class_iou": result["per_class_iou"],
                   "train_seconds": seconds, "steps": config.training_number_of_steps}
