@@ -64,7 +64,7 @@ def test_inspector_keeps_batch_norm_statistics(model, inspector):
     make_pseudo_label(model, CONFIG, images, valid)
     assert any(not np.allclose(old, new) for old, new in zip(stats, _snapshot(model)))
     after = model.segmenter(images, training=False)["logits"].numpy()
-    assert np.abs(after - before).max() > 1e-3
+    assert np.abs(after - before).max() > 10 * np.abs(before).max()  # relative: the logits here are tiny
 
 
 def test_inspector_sources_are_the_training_ones(model, inspector):
