@@ -75,7 +75,8 @@ class TrainConfig:
     logit_norm: bool = True
     cls_with_cls: bool = True
     cam_weights: str = "official"  # "official": dropout-averaged kernel on labeled images; "kernel": plain kernel
-    official_labeled_passes: bool = False  # True: a second backbone pass on labeled images, as the official graph
+    official_duplicate_passes: bool = False  # True: the official graph's second training-mode backbone pass on the
+    # labeled images (classifier + SGC) and, with --weakly, on the weak view (classifier)
     # bookkeeping
     log_steps: int = 10
     save_interval_secs: int = 1200

@@ -22,10 +22,13 @@ def _sgc_logits(model, end_points, cam_kernel, image_labels, valid_at_logits):
     return model.sgc([end_points[name] for name in model.attention_end_points], cam, valid)
 
 
-def make_pseudo_label(model, config, x_weak, valid, cls_label=None):
-    """The weak view's soft pseudo label (no gradient): decoder logits from a training-mode pass, fused with
-    the SGC of an inference-mode backbone pass. Returns (target, confident, valid at the logits grid, monitors)."""
-    logits_w = model.segmenter(x_weak, training=True)["logits"]
+def make_pseudo_label(model, config, x_weak, valid, cls_label=None, logits_w=None):
+    """The weak view's soft pseudo label (no gradient): decoder logits from a training-mode pass (`logits_w`, when
+    the caller already ran it), fused with the SGC of an inference-mode backbone pass. Returns (target, confident,
+    valid at the logits grid, monitors)."""
+    if logits_w is None:
+        logits_w = model.segmenter(x_weak, training=True)["logits"]
+    logits_w = tf.stop_gradient(logits_w)
     grid = tf.shape(logits_w)[1:3]
     valid_w = tf.cast(nearest_resize(valid, grid), tf.float32)
     att_w = None
@@ -44,20 +47,27 @@ def wss_losses(model, config, labeled, unlabeled, tape):
     x_l, y_l, valid_l, cls_l = labeled["image"], labeled["label"], labeled["valid"], labeled["cls_label"]
 
     # Labeled images: one training-mode pass feeds the supervised loss, the classifier and the SGC (the official
-    # graph runs the backbone twice here, in the same mode on the same images; official_labeled_passes=True too).
+    # graph runs the backbone twice here, in the same mode on the same images; official_duplicate_passes=True too).
     out_l = model.segmenter(x_l, training=True)
     losses["supervised"] = segmentation_cross_entropy(out_l["logits"], y_l)
     if config.use_attention:
-        features_l = out_l if not config.official_labeled_passes else model.segmenter.backbone(x_l, training=True)
+        features_l = out_l if not config.official_duplicate_passes else model.segmenter.backbone(x_l, training=True)
         cls_logits_l, cam_kernel = model.head(features_l[model.final_end_point], training=True)
         valid_l_grid = nearest_resize(valid_l, tf.shape(out_l["logits"])[1:3])
         att_l = _sgc_logits(model, features_l, cam_kernel, cls_l, valid_l_grid)  # trains only the SGC
         losses["sgc"] = segmentation_cross_entropy(att_l, y_l)
         if not config.weakly:
             losses["classification"] = classification_loss(cls_logits_l, cls_l)
+    logits_w = None
     if config.weakly:  # image-level labels of the unlabeled images train the classifier
         if config.cls_with_cls:
-            end_points_w = model.segmenter.backbone(unlabeled["weak"], training=True)
+            # The weak view's training-mode pass feeds the classifier here and the pseudo label below (the
+            # official graph runs it twice, like the labeled one).
+            if config.official_duplicate_passes:
+                end_points_w = model.segmenter.backbone(unlabeled["weak"], training=True)
+            else:
+                end_points_w = model.segmenter(unlabeled["weak"], training=True)
+                logits_w = end_points_w["logits"]
             cls_logits_w, _ = model.head(end_points_w[model.final_end_point], training=True)
             losses["classification"] = classification_loss(cls_logits_w, unlabeled["cls_label"])
         elif config.use_attention:
@@ -66,7 +76,7 @@ def wss_losses(model, config, labeled, unlabeled, tape):
     # Unlabeled images: a pseudo label from the weak view, without gradient ...
     with tape.stop_recording():
         target, confident, valid_u, sources = make_pseudo_label(
-            model, config, unlabeled["weak"], unlabeled["valid"], unlabeled.get("cls_label"))
+            model, config, unlabeled["weak"], unlabeled["valid"], unlabeled.get("cls_label"), logits_w)
     # ... taught to the strong view, at the logits' resolution, over valid (non-padding, non-cutout) pixels.
     logits_s = model.segmenter(unlabeled["strong"], training=True)["logits"]
     losses["consistency"] = config.unlabeled_weight * consistency_loss(target, logits_s, valid_u, confident)
