@@ -49,6 +49,7 @@ wss_tf: PseudoSeg (ICLR 2021) in TensorFlow 2 / Keras 3.
   ./run.sh study FLAGS          scaled-down study on generated data: methods x label fractions x seeds
   ./run.sh benchmark-input      input pipeline throughput on this machine
   ./run.sh benchmark-eval       evaluation throughput (images/s at the 513 crop) and trace count
+  ./run.sh benchmark-step       PseudoSeg step vs supervised step: time ratio, passes, FLOP/s, input, memory
   ./run.sh python ARGS...       run Python inside the project's environment
   ./run.sh help                 this text
 
@@ -98,6 +99,10 @@ case "$cmd" in
   benchmark-eval)
     ensure_env
     exec "$VENV/bin/python" "$ROOT/benchmarks/evaluation.py" "$@"
+    ;;
+  benchmark-step)
+    ensure_env
+    exec "$VENV/bin/python" "$ROOT/benchmarks/step_cost.py" "$@"
     ;;
   demo|--*)
     ensure_env

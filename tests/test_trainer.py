@@ -132,8 +132,8 @@ def test_multi_worker_training_on_localhost(toy_dataset, tmp_path):
 
 
 def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(toy_dataset, tmp_path, monkeypatch):
-    """The step that produced NaN has already applied its update: the run stops naming the step and the loss
-    term, and the latest checkpoint stays the last one written before it (finite weights)."""
+    """The step that produced NaN is not applied: the run stops naming the step and the loss term, and the latest
+    checkpoint is the last good step's (finite weights)."""
     from wss_tf import step as steps
     from wss_tf.trainer import Trainer
 

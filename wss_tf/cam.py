@@ -23,7 +23,8 @@ class ClassifierHead(keras.layers.Layer):
 
     def __init__(self, num_foreground: int, *, scope: str, dropout: bool, fine_tune_batch_norm: bool = True,
                  weight_decay: float = 4e-5, cam_weights: str = "official", **kwargs):
-        super().__init__(name=f"{scope}.classifier_head", **kwargs)
+        # float32 under every precision policy: it pools, and its kernel is the CAM's weights.
+        super().__init__(name=f"{scope}.classifier_head", **{"dtype": "float32", **kwargs})
         if cam_weights not in ("official", "kernel"):
             raise ValueError(f"cam_weights must be 'official' or 'kernel', got {cam_weights!r}")
         init = (keras.initializers.TruncatedNormal(stddev=0.09) if dropout
@@ -84,7 +85,7 @@ class SelfAttentionGradCAM(keras.layers.Layer):
     """
 
     def __init__(self, num_classes: int, attention_dim: int = 128, **kwargs):
-        super().__init__(name="sgc", **kwargs)
+        super().__init__(name="sgc", **{"dtype": "float32", **kwargs})  # float32 under every precision policy
         glorot = keras.initializers.GlorotUniform
         self.attention_dim = attention_dim
         self.key = keras.layers.Conv2D(attention_dim, 1, use_bias=False, kernel_initializer=glorot(),

@@ -8,6 +8,7 @@ from typing import Optional
 
 from deeplab import DeepLabConfig
 from wss_tf.data.augment import AugmentConfig
+from wss_tf.precision import PRECISIONS
 from wss_tf.pseudo_label import PseudoLabelConfig
 
 
@@ -77,6 +78,10 @@ class TrainConfig:
     cam_weights: str = "official"  # "official": dropout-averaged kernel on labeled images; "kernel": plain kernel
     official_duplicate_passes: bool = False  # True: the official graph's second training-mode backbone pass on the
     # labeled images (classifier + SGC) and, with --weakly, on the weak view (classifier)
+    # speed and numerics (not in the official code)
+    precision: str = "float32"  # "mixed_bfloat16" or "mixed_float16" (dynamic loss scaling)
+    jit_compile: bool = False  # XLA for the forward and backward passes; slower on CPU, for GPUs
+    skip_non_finite_steps: int = 0  # how many steps with a non-finite loss to skip before stopping (0: stop)
     # bookkeeping
     log_steps: int = 10
     save_interval_secs: int = 1200
@@ -92,6 +97,8 @@ class TrainConfig:
         self.deeplab()  # model options fail here, before anything is built
         self.augment()
         self.pseudo_label()
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.training_number_of_steps <= 0:
             raise ValueError("training_number_of_steps must be positive")
 

@@ -146,11 +146,47 @@ def pseudo_label_monitors(target, sources, logits_s, label, valid):
     return monitors
 
 
-def apply_gradients(model, optimizer, tape, total, multipliers: dict):
-    """Gradients of the replica's total; variables named in `multipliers` (the logits biases) scaled first."""
-    variables = model.trainable_variables
-    gradients = tape.gradient(total, variables)
-    if multipliers:
-        gradients = [g * multipliers[id(v)] if id(v) in multipliers and g is not None else g
-                     for g, v in zip(gradients, variables)]
-    optimizer.apply_gradients([(g, v) for g, v in zip(gradients, variables) if g is not None])
+def gradients(model, tape, total, multipliers: dict, loss_scale=None):
+    """Gradients of the replica's total, one per trainable variable (None where it gets none): with `loss_scale`,
+    `total` was multiplied by its scale on the tape and the gradients are divided by it here; variables named in
+    `multipliers` (the logits biases) scaled."""
+    scale = loss_scale.scale if loss_scale is not None else None
+    grads = tape.gradient(total, model.trainable_variables)
+    out = []
+    for g, v in zip(grads, model.trainable_variables):
+        if g is not None and scale is not None:
+            g = g / tf.cast(scale, g.dtype)
+        if g is not None and id(v) in multipliers:
+            g = g * multipliers[id(v)]
+        out.append(g)
+    return out
+
+
+def apply_if_finite(optimizer, grads_and_vars, finite, loss_scale=None, skipped=None):
+    """Applies the update on every replica if every replica's losses and gradients are finite, else on none.
+
+    The decision is all-reduced first, then taken in cross-replica context (a cond around the optimizer's own
+    all-reduce must be taken the same way on every replica). A skipped step leaves the weights, the optimizer
+    state and the step counter as they were and adds one to `skipped`; `loss_scale` grows or halves.
+    Returns the decision (bool, the same on every replica)."""
+    context = tf.distribute.get_replica_context()
+    finite &= tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g, _ in grads_and_vars])
+    failures = context.all_reduce(tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(finite, tf.float32))
+    all_finite = failures < 0.5
+
+    def cross_replica(strategy, grads_and_vars, all_finite):
+        decision = strategy.experimental_local_results(all_finite)[0]
+
+        def apply():
+            strategy.extended.call_for_each_replica(optimizer.apply_gradients, args=(grads_and_vars,))
+            return tf.constant(True)
+
+        applied = tf.cond(decision, apply, lambda: tf.constant(False))
+        with tf.control_dependencies([applied]):
+            if loss_scale is not None:
+                loss_scale.update(decision)
+            if skipped is not None:
+                skipped.assign_add(tf.cast(~decision, skipped.dtype))
+        return tf.identity(decision)
+
+    return context.merge_call(cross_replica, args=(grads_and_vars, all_finite))

@@ -20,6 +20,7 @@ from wss_tf.data import pipeline
 from wss_tf.data.datasets import load_dataset_info
 from wss_tf.distribute import is_chief, make_strategy
 from wss_tf.model import PseudoSegModel
+from wss_tf.precision import DynamicLossScale, dtype_policy
 from wss_tf.optim import DeepLabLearningRate, gradient_multipliers, make_optimizer
 
 # model.get_extra_layer_scopes: the official "last layers".
@@ -83,7 +84,7 @@ class Trainer:
             with open(os.path.join(self.logdir, RUN_CONFIG_FILE), "w") as f:
                 f.write(config.to_json() + "\n")
 
-        with self.strategy.scope():
+        with self.strategy.scope(), dtype_policy(config.precision):
             self.model = PseudoSegModel(
                 config.deeplab(self.info.num_classes), use_attention=config.use_attention,
                 attention_dim=config.attention_dim, att_strides=config.att_strides,
@@ -99,17 +100,28 @@ class Trainer:
                                             adam_learning_rate=config.adam_learning_rate,
                                             adam_epsilon=config.adam_epsilon)
             self.optimizer.build(self.model.trainable_variables)
+            self.loss_scale = DynamicLossScale() if config.precision == "mixed_float16" else None
+            # Batches drawn by steps that were not applied (non-finite): the input position is step + skipped.
+            self.skipped = tf.Variable(0, trainable=False, dtype=tf.int64, name="skipped_batches",
+                                       aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         names = official_variable_map(self.model)
         self.multipliers = {id(names[n]): m for n, m in gradient_multipliers(
             self.model, config.last_layer_gradient_multiplier, last_layers(config, self.model)).items()}
         # Keras does not checkpoint its dropout seed states; they join so a resumed run draws the same masks.
-        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
-                                              seeds=seed_states(self.model))
+        state = dict(model=self.model, optimizer=self.optimizer, seeds=seed_states(self.model),
+                     skipped_batches=self.skipped)
+        if self.loss_scale is not None:
+            state["loss_scale"] = self.loss_scale
+        self.checkpoint = tf.train.Checkpoint(**state)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.logdir,
                                                   max_to_keep=config.max_to_keep if config.max_to_keep > 0 else None)
         self.writer = tf.summary.create_file_writer(os.path.join(self.logdir, "train"))
         self._step_fn = None
+        self._forward_backward = (tf.function(self.forward_backward, jit_compile=True) if config.jit_compile
+                                  else self.forward_backward)
         self._last_images = {}
+        self._last_saved = None
+        self.non_finite_skips = 0  # steps skipped this process for a non-finite loss (not float16 overflows)
 
     # ---- set-up -------------------------------------------------------------------------------------------
     def restore_or_initialize(self) -> int:
@@ -142,14 +154,15 @@ class Trainer:
     def step(self) -> int:
         return int(self.optimizer.iterations.numpy())
 
-    def datasets(self, start_step: int):
-        """Distributed input streams; each resumes at the element position that `start_step` implies."""
+    def datasets(self, start_batch: int):
+        """Distributed input streams from batch `start_batch` on (steps applied + steps skipped: what a run that
+        stopped there had drawn)."""
         c = self.config
         augment = c.augment()
 
         def stream(split, batch):
             return pipeline.StreamConfig(c.dataset_dir, split, self.info.num_classes, batch, seed=c.seed,
-                                         start=start_step * batch)
+                                         start=start_batch * batch)
 
         labeled = pipeline.distribute(self.strategy, lambda b, ctx: pipeline.labeled_dataset(
             stream(c.train_split, b), augment, ctx), c.train_batch_size)
@@ -164,7 +177,8 @@ class Trainer:
         return labeled, second
 
     # ---- the step -----------------------------------------------------------------------------------------
-    def replica_step(self, labeled, second):
+    def forward_backward(self, labeled, second):
+        """Losses and gradients of one replica's batch (XLA-compiled with --jit_compile; the update is not)."""
         config, model = self.config, self.model
         with tf.GradientTape() as tape:
             if config.mode == "wss":
@@ -174,11 +188,20 @@ class Trainer:
             regularization = tf.add_n(model.losses) if model.losses else tf.constant(0.0)
             total = tf.add_n(list(losses.values())) + regularization
             replica_share = total / self.replicas  # the strategy sums the replicas' gradients
-        steps.apply_gradients(model, self.optimizer, tape, replica_share, self.multipliers)
-        finite = tf.reduce_all([tf.math.is_finite(v) for v in losses.values()])
+            if self.loss_scale is not None:
+                replica_share *= self.loss_scale.scale
+        grads = steps.gradients(model, tape, replica_share, self.multipliers, self.loss_scale)
+        finite = tf.reduce_all([tf.math.is_finite(v) for v in [*losses.values(), regularization]])
         scalars = {**losses, "regularization": regularization, "total": total,
-                   "all_finite": tf.cast(finite, tf.float32), **monitors}
-        return scalars, steps.summary_images(visuals) if config.save_summaries_images else {}
+                   "losses_finite": tf.cast(finite, tf.float32), **monitors}
+        return grads, scalars, steps.summary_images(visuals) if config.save_summaries_images else {}
+
+    def replica_step(self, labeled, second):
+        grads, scalars, images = self._forward_backward(labeled, second)
+        pairs = [(g, v) for g, v in zip(grads, self.model.trainable_variables) if g is not None]
+        applied = steps.apply_if_finite(self.optimizer, pairs, scalars["losses_finite"] > 0.5, self.loss_scale,
+                                        self.skipped)
+        return {**scalars, "applied": tf.cast(applied, tf.float32)}, images
 
     def train_step(self, labeled, second):
         """One step on every replica: scalars averaged over replicas, summary images of the first replica."""
@@ -197,6 +220,7 @@ class Trainer:
     # ---- the loop -----------------------------------------------------------------------------------------
     def save(self):
         path = self.manager.save(checkpoint_number=self.step)
+        self._last_saved = self.step
         logging.info("saved checkpoint %s", path)
         return path
 
@@ -208,20 +232,16 @@ class Trainer:
         if start >= last_step:
             logging.info("already trained to step %d", start)
             return {}
-        labeled, second = self.datasets(start)
+        labeled, second = self.datasets(start + int(self.skipped.numpy()))
         labeled_it, second_it = iter(labeled), iter(second) if second is not None else None
         images_per_step = c.train_batch_size * (2 if second is not None else 1)
-        logging.info("training %s (%s) from step %d to %d, %d replicas, global batch %d", c.model_variant, c.mode,
-                     start, c.training_number_of_steps, self.replicas, c.train_batch_size)
-        weights_finite = True
+        logging.info("training %s (%s, %s) from step %d to %d, %d replicas, global batch %d", c.model_variant,
+                     c.mode, c.precision, start, c.training_number_of_steps, self.replicas, c.train_batch_size)
         with _sigterm_flag() as sigterm:
             try:
                 results = self._loop(last_step, sigterm, labeled_it, second_it, images_per_step)
-            except FloatingPointError:
-                weights_finite = False  # the step has applied a non-finite update: never save these weights
-                raise
-            finally:
-                if self.step > start and weights_finite:
+            finally:  # a non-finite step is never applied: the weights here are always the last good ones
+                if self.step > start and self.step != self._last_saved:
                     self.save()
         if sigterm["received"]:
             logging.warning("stopped by SIGTERM at step %d; the checkpoint of that step is saved: rerun the same "
@@ -239,10 +259,9 @@ class Trainer:
             results = self.train_step(next(labeled_it), next(second_it) if second_it else None)
             window_steps += 1
             step = self.step
-            if not results["all_finite"] > 0:
-                bad = [k for k, v in results.items() if not np.isfinite(float(v))]
-                raise FloatingPointError(f"non-finite loss at step {step}: {', '.join(bad)}; the last "
-                                         f"checkpoint is kept: {self.manager.latest_checkpoint}")
+            if results["applied"] < 0.5:
+                self._skipped(step + 1, results)
+                continue
             if step % c.log_steps == 0 or step == c.training_number_of_steps:
                 rate = window_steps * images_per_step / (time.time() - window_start)
                 self._log_progress(step, results, rate, images_per_step)
@@ -256,6 +275,25 @@ class Trainer:
                 self.save()
                 last_save = now
         return results
+
+    def _skipped(self, step, results):
+        """A step that was not applied: a float16 overflow (the loss scale halves), or a non-finite loss, which
+        stops the run unless --skip_non_finite_steps has budget left."""
+        bad = [k for k, v in results.items() if not np.isfinite(float(v))]
+        if self.loss_scale is not None and results["losses_finite"] > 0.5:
+            logging.info("step %d: gradients overflowed in float16; skipped, loss scale now %g", step,
+                         float(self.loss_scale.scale.numpy()))
+            return
+        what = f"non-finite {'loss' if bad else 'gradient'} at step {step}: {', '.join(bad) or 'gradients'}"
+        if self.non_finite_skips >= self.config.skip_non_finite_steps:
+            if self.step != self._last_saved and self.step > 0:
+                self.save()
+            raise FloatingPointError(f"{what}; the update was not applied and the last checkpoint is "
+                                     f"{self.manager.latest_checkpoint} (--skip_non_finite_steps=N skips up to N "
+                                     f"such steps)")
+        self.non_finite_skips += 1
+        logging.warning("%s; skipped (%d of --skip_non_finite_steps=%d)", what, self.non_finite_skips,
+                        self.config.skip_non_finite_steps)
 
     def _log_progress(self, step, results, images_per_second, images_per_step):
         c = self.config
@@ -273,11 +311,14 @@ class Trainer:
             return
         with self.writer.as_default(step=step):
             for key, value in results.items():
-                if key != "all_finite":
+                if key not in ("applied", "losses_finite"):
                     group = "monitor" if "accuracy" in key or "confidence" in key else "loss"
                     tf.summary.scalar(f"{group}/{key}", float(value))
             lr = self.schedule(step) if self.config.optimizer == "momentum" else self.config.adam_learning_rate
             tf.summary.scalar("learning_rate", float(lr))
+            tf.summary.scalar("monitor/skipped_steps", float(self.skipped.numpy()))
+            if self.loss_scale is not None:
+                tf.summary.scalar("monitor/loss_scale", float(self.loss_scale.scale.numpy()))
             for key, image in self._last_images.items():
                 if image.dtype != tf.uint8:  # class maps, in the pascal colours
                     image = colorize(image[..., 0])
