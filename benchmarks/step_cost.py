@@ -10,7 +10,7 @@ Prints, for the chosen backbone, crop and per-replica batch:
      process on the same device: the fraction of the attainable peak;
   3. each input stream's images/s alone against what the step consumes, and in a real loop (iterators feeding
      the step) the share of time the step waited on input;
-  4. evaluation images/s at the same crop, and the peak resident memory of training and of evaluation.
+  4. evaluation images/s at --eval_crop, and the peak resident memory of training and of evaluation.
 Records are VOC-sized JPEGs (500x375, 375x500) made on the fly; the weights are random (ImageNet weights do
 not change the cost).
 """
@@ -47,12 +47,20 @@ def peak_memory_reset() -> bool:
         return False
 
 
-def peak_memory_gib() -> float:
+def _status_gib(field: str) -> float:
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 2 ** 20
     return float("nan")
+
+
+def peak_memory_gib() -> float:
+    return _status_gib("VmHWM")
+
+
+def resident_memory_gib() -> float:
+    return _status_gib("VmRSS")
 
 
 def matmul_flops_per_second(dtype, n: int = 2048, repeats: int = 10) -> float:
@@ -126,6 +134,7 @@ def main():
     parser.add_argument("--jit_compile", action="store_true")
     parser.add_argument("--official_duplicate_passes", action="store_true")
     parser.add_argument("--eval_images", type=int, default=8)
+    parser.add_argument("--eval_crop", type=int, default=513, help="VOC's; the records are VOC-sized")
     parser.add_argument("--records", type=int, default=32)
     args = parser.parse_args()
 
@@ -177,9 +186,10 @@ def main():
         peak_flops = max(matmul.values())
 
         peak_memory_reset()
+        before_eval = resident_memory_gib()
         evaluator = Evaluator(wss.model, 21)
         stream = pipeline.StreamConfig(data, "bench", num_classes=21, batch_size=args.batch)
-        eval_dataset = pipeline.eval_dataset(stream, (args.crop, args.crop), wss.model.spec.mean_pixel)
+        eval_dataset = pipeline.eval_dataset(stream, (args.eval_crop,) * 2, wss.model.spec.mean_pixel)
         eval_dataset = eval_dataset.take(max(2, args.eval_images // args.batch))
         eval_result = evaluator.evaluate(eval_dataset)
         eval_peak = peak_memory_gib()
@@ -208,9 +218,9 @@ def main():
           f"{unlabeled_rate:7.1f} images/s   step consumes {consumed:.1f} images/s from each")
     print(f"   iterator-fed loop: {loop_seconds * 1000:.1f} ms/step, {wait_share:.1%} of it waiting on input")
     print("4. evaluation and memory")
-    print(f"   evaluation: {eval_result['images_per_second']:.2f} images/s at crop {args.crop}, batch {args.batch}")
-    print(f"   peak resident memory: training (both trainers) {train_peak:.2f} GiB, evaluation {eval_peak:.2f} GiB"
-          f"{'' if device == 'CPU' else ' (host)'}")
+    print(f"   evaluation: {eval_result['images_per_second']:.2f} images/s at crop {args.eval_crop}, batch {args.batch}")
+    print(f"   peak resident memory{'' if device == 'CPU' else ' (host)'}: training (both trainers, their data and "
+          f"steps) {train_peak:.2f} GiB; evaluation added {eval_peak - before_eval:.2f} GiB on top")
     if np.isnan(train_peak):
         print("   (peak memory needs Linux /proc)")
 

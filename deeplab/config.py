@@ -7,6 +7,11 @@ from typing import Optional, Sequence
 from deeplab.backbones import get_spec
 
 
+# DeepLab's ASPP rates (common.py: 6,12,18 at output stride 16, doubled at 8); the same rates at another stride
+# would look at a different context, a mistake rather than a choice.
+_STANDARD_RATES = {16: (6, 12, 18), 8: (12, 24, 36)}
+
+
 @dataclasses.dataclass(frozen=True)
 class DeepLabConfig:
     model_variant: str = "xception_65"
@@ -46,6 +51,14 @@ class DeepLabConfig:
             raise ValueError(f"batch_norm_decay must be in (0, 1), got {self.batch_norm_decay}")
         if self.atrous_rates is not None and any(r < 1 for r in self.atrous_rates):
             raise ValueError(f"atrous_rates must be positive, got {list(self.atrous_rates)}")
+        rates = tuple(self.atrous_rates or ())
+        for stride, standard in _STANDARD_RATES.items():
+            if rates == standard and stride != self.output_stride:
+                expected = _STANDARD_RATES.get(self.output_stride)
+                raise ValueError(
+                    f"atrous_rates {list(rates)} are DeepLab's rates for output_stride {stride}, but output_stride is "
+                    f"{self.output_stride}: the rates scale with 1/output_stride"
+                    + (f"; use --atrous_rates={','.join(map(str, expected))}" if expected else ""))
 
     @property
     def spec(self):

@@ -82,6 +82,7 @@ class TrainConfig:
     precision: str = "float32"  # "mixed_bfloat16" or "mixed_float16" (dynamic loss scaling)
     jit_compile: bool = False  # XLA for the forward and backward passes; slower on CPU, for GPUs
     skip_non_finite_steps: int = 0  # how many steps with a non-finite loss to skip before stopping (0: stop)
+    skip_bad_records: bool = False  # check the training splits first and leave out records that fail (counted)
     # bookkeeping
     log_steps: int = 10
     save_interval_secs: int = 1200

@@ -18,6 +18,8 @@ from wss_tf.colormap import colorize
 from wss_tf.config import RUN_CONFIG_FILE, TrainConfig
 from wss_tf.data import pipeline
 from wss_tf.data.datasets import load_dataset_info
+from wss_tf.data.records import split_files
+from wss_tf.data.validate import validate
 from wss_tf.distribute import is_chief, make_strategy
 from wss_tf.model import PseudoSegModel
 from wss_tf.precision import DynamicLossScale, dtype_policy
@@ -77,6 +79,9 @@ class Trainer:
             raise ValueError(f"train_batch_size {config.train_batch_size} is not divisible by the "
                              f"{self.replicas} replicas")
         self.info = load_dataset_info(config.dataset, config.dataset_dir)
+        for split in self.splits():  # a missing split is named now, not after the model is built
+            split_files(config.dataset_dir, split)
+        self.skip_records = {}  # split -> "shard:index" of the records --skip_bad_records leaves out
         self.chief = is_chief(self.strategy)
         self.logdir = config.train_logdir if self.chief else tempfile.mkdtemp(prefix="worker_")
         if self.chief:  # eval, vis and export rebuild the model from it
@@ -127,7 +132,14 @@ class Trainer:
     def restore_or_initialize(self) -> int:
         latest = self.manager.latest_checkpoint
         if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            try:
+                self.checkpoint.restore(latest).assert_existing_objects_matched()
+            except (AssertionError, ValueError) as e:
+                raise ValueError(
+                    f"cannot resume from {latest}: it does not fit this run ({self.config.model_variant}, "
+                    f"{self.info.num_classes} classes of dataset {self.info.name!r}, precision "
+                    f"{self.config.precision}): train_logdir holds another run; use a new --train_logdir. "
+                    f"{str(e)[:500]}") from None
             logging.info("resumed from %s at step %d", latest, self.step)
         elif self.config.tf_initial_checkpoint:
             exclude = () if self.config.initialize_last_layer else last_layers(self.config, self.model)
@@ -154,6 +166,18 @@ class Trainer:
     def step(self) -> int:
         return int(self.optimizer.iterations.numpy())
 
+    def splits(self) -> list[str]:
+        c = self.config
+        return [c.train_split] + ([c.train_split_cls] if c.mode == "wss" or c.weakly else [])
+
+    def find_bad_records(self) -> dict:
+        """Every record of the training splits checked the way the pipeline reads it: split -> report."""
+        reports = {}
+        for split in self.splits():
+            logging.info("checking every record of split %r (--skip_bad_records)", split)
+            reports[split] = validate(self.config.dataset_dir, split, self.info.num_classes, progress=False)
+        return reports
+
     def datasets(self, start_batch: int):
         """Distributed input streams from batch `start_batch` on (steps applied + steps skipped: what a run that
         stopped there had drawn)."""
@@ -162,7 +186,7 @@ class Trainer:
 
         def stream(split, batch):
             return pipeline.StreamConfig(c.dataset_dir, split, self.info.num_classes, batch, seed=c.seed,
-                                         start=start_batch * batch)
+                                         start=start_batch * batch, skip_records=self.skip_records.get(split, ()))
 
         labeled = pipeline.distribute(self.strategy, lambda b, ctx: pipeline.labeled_dataset(
             stream(c.train_split, b), augment, ctx), c.train_batch_size)
@@ -232,6 +256,12 @@ class Trainer:
         if start >= last_step:
             logging.info("already trained to step %d", start)
             return {}
+        if c.skip_bad_records:
+            for split, report in self.find_bad_records().items():
+                self.skip_records[split] = tuple(report.bad_records)
+                if report.bad_records:
+                    logging.warning("split %r: skipping %d bad record(s) of %d:\n  %s", split,
+                                    len(report.bad_records), report.records, "\n  ".join(report.problems[:20]))
         labeled, second = self.datasets(start + int(self.skipped.numpy()))
         labeled_it, second_it = iter(labeled), iter(second) if second is not None else None
         images_per_step = c.train_batch_size * (2 if second is not None else 1)
@@ -256,7 +286,11 @@ class Trainer:
         last_save = last_summary = time.time()
         window_start, window_steps, results = time.time(), 0, {}
         while self.step < last_step and not sigterm["received"]:
-            results = self.train_step(next(labeled_it), next(second_it) if second_it else None)
+            try:
+                batch = next(labeled_it), next(second_it) if second_it else None
+            except tf.errors.OpError as e:
+                raise self._data_error(e) from None
+            results = self.train_step(*batch)
             window_steps += 1
             step = self.step
             if results["applied"] < 0.5:
@@ -275,6 +309,17 @@ class Trainer:
                 self.save()
                 last_save = now
         return results
+
+    def _data_error(self, error) -> ValueError:
+        """The input pipeline failed: find the records behind it and name them (file, index, image)."""
+        logging.error("the input pipeline failed at step %d (%s); checking the training splits to find the "
+                      "record", self.step + 1, str(error).splitlines()[0][:300])
+        problems = [p for report in self.find_bad_records().values() for p in report.problems]
+        found = ("bad records:\n  " + "\n  ".join(problems[:20])) if problems else \
+            f"no record fails the checks; the pipeline said: {error}"
+        return ValueError(f"training data error at step {self.step + 1}: {found}\nthe checkpoint of step "
+                          f"{self.step} is kept; fix or rebuild the records (./run.sh validate), or pass "
+                          f"--skip_bad_records to leave such records out")
 
     def _skipped(self, step, results):
         """A step that was not applied: a float16 overflow (the loss scale halves), or a non-finite loss, which

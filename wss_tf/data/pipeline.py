@@ -31,6 +31,7 @@ class StreamConfig:
     shuffle_buffer: int = 100
     num_readers: int = 4
     start: int = 0  # elements already consumed (a resumed run starts at step * batch): the stream continues there
+    skip_records: tuple[str, ...] = ()  # "shard file name:record index" of records left out (--skip_bad_records)
 
 
 def _checked(example, num_classes: int, ignore_label: int):
@@ -52,7 +53,21 @@ def _checked(example, num_classes: int, ignore_label: int):
 
 def _records(stream: StreamConfig, *, training: bool, input_context: Optional[tf.distribute.InputContext]):
     files = split_files(stream.dataset_dir, stream.split)
-    dataset = tf.data.TFRecordDataset(files, num_parallel_reads=min(stream.num_readers, len(files)))
+    readers = min(stream.num_readers, len(files))
+    if stream.skip_records:  # read shard by shard to know each record's index (the same interleaved order)
+        skipped = tf.constant(list(stream.skip_records))
+
+        def read(path):
+            name = tf.strings.split(path, "/")[-1]
+            return tf.data.TFRecordDataset(path).enumerate().map(
+                lambda i, record: (name + ":" + tf.strings.as_string(i), record))
+
+        dataset = tf.data.Dataset.from_tensor_slices(files).interleave(
+            read, cycle_length=readers, block_length=1, num_parallel_calls=readers, deterministic=True)
+        dataset = dataset.filter(lambda key, record: ~tf.reduce_any(tf.equal(skipped, key)))
+        dataset = dataset.map(lambda key, record: record)
+    else:
+        dataset = tf.data.TFRecordDataset(files, num_parallel_reads=readers)
     pipeline_id = 0
     if input_context is not None and input_context.num_input_pipelines > 1:
         pipeline_id = input_context.input_pipeline_id

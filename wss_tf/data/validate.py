@@ -38,6 +38,7 @@ class ValidationReport:
     unlabeled: int = 0  # masks that are 255 everywhere
     histogram: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(256, np.int64))  # pixels per id
     problems: list[str] = dataclasses.field(default_factory=list)
+    bad_records: list[str] = dataclasses.field(default_factory=list)  # "shard file name:record index"
     warnings: list[str] = dataclasses.field(default_factory=list)
 
     @property
@@ -155,6 +156,8 @@ def validate(dataset_dir: str, split: str, num_classes: Optional[int] = None, *,
                 where = f"{shard} record {index} ({filename!r})"
                 report.records += 1
                 report.problems += [f"{where}: {p}" for p in problems]
+                if problems:
+                    report.bad_records.append(f"{shard}:{index}")
                 if filename is not None:
                     seen[filename] += 1
                     if not filename:
