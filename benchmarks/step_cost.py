@@ -162,6 +162,17 @@ def main():
                                           strategy),
                     "PseudoSeg": Trainer(base.replace(mode="wss", train_logdir=os.path.join(directory, "wss")),
                                          strategy)}
+        # Evaluation first, while no input pipeline of the training phase runs beside it.
+        peak_memory_reset()
+        before_eval = resident_memory_gib()
+        evaluator = Evaluator(trainers["PseudoSeg"].model, 21)
+        stream = pipeline.StreamConfig(data, "bench", num_classes=21, batch_size=args.batch)
+        mean_pixel = trainers["PseudoSeg"].model.spec.mean_pixel
+        eval_dataset = pipeline.eval_dataset(stream, (args.eval_crop,) * 2, mean_pixel)
+        eval_dataset = eval_dataset.take(max(2, args.eval_images // args.batch))
+        eval_result = evaluator.evaluate(eval_dataset)
+        eval_peak = peak_memory_gib()
+        peak_memory_reset()
         batches = {}
         for name, trainer in trainers.items():
             labeled, second = trainer.datasets(0)
@@ -184,15 +195,6 @@ def main():
         if args.precision != "float32":
             matmul[args.precision] = matmul_flops_per_second(compute_dtype[args.precision])
         peak_flops = max(matmul.values())
-
-        peak_memory_reset()
-        before_eval = resident_memory_gib()
-        evaluator = Evaluator(wss.model, 21)
-        stream = pipeline.StreamConfig(data, "bench", num_classes=21, batch_size=args.batch)
-        eval_dataset = pipeline.eval_dataset(stream, (args.eval_crop,) * 2, wss.model.spec.mean_pixel)
-        eval_dataset = eval_dataset.take(max(2, args.eval_images // args.batch))
-        eval_result = evaluator.evaluate(eval_dataset)
-        eval_peak = peak_memory_gib()
 
     sup, pseudo = seconds["supervised"], seconds["PseudoSeg"]
     print(f"{args.model_variant}, crop {args.crop}x{args.crop}, batch {args.batch} per replica, {replicas} "
@@ -220,7 +222,8 @@ def main():
     print("4. evaluation and memory")
     print(f"   evaluation: {eval_result['images_per_second']:.2f} images/s at crop {args.eval_crop}, batch {args.batch}")
     print(f"   peak resident memory{'' if device == 'CPU' else ' (host)'}: training (both trainers, their data and "
-          f"steps) {train_peak:.2f} GiB; evaluation added {eval_peak - before_eval:.2f} GiB on top")
+          f"steps) {train_peak:.2f} GiB; evaluation {eval_peak:.2f} GiB (of which {eval_peak - before_eval:.2f} "
+          f"GiB beyond the two built models)")
     if np.isnan(train_peak):
         print("   (peak memory needs Linux /proc)")
 

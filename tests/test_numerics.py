@@ -24,21 +24,26 @@ def _losses_over_steps(trainer, batches, weights, seeds):
     return [{k: float(v) for k, v in trainer.train_step(*batch).items()} for batch in batches]
 
 
-@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
-def test_mixed_precision_losses_follow_float32(toy_dataset, tmp_path, one_cpu, precision):
-    """Same initial weights, dropout seeds and batches, 3 PseudoSeg steps. Tolerances (measured over 3 seeds:
-    first step <= 1.5% on every term, totals <= 7.3% later): the first step's terms within 3%, every step's
-    total within 10%. The SGC term drifts most after updates: its attention over a 5x5 grid whose batch norm sees
-    50 values per channel amplifies rounding."""
-    config = toy_config(toy_dataset, tmp_path / "f32", mode="wss", train_crop_size=(65, 65))
+@pytest.fixture(scope="module")
+def float32_run(toy_dataset, tmp_path_factory, one_cpu):
+    """3 PseudoSeg steps in float32: (config, batches, initial weights, dropout seeds, losses per step)."""
+    config = toy_config(toy_dataset, tmp_path_factory.mktemp("f32"), mode="wss", train_crop_size=(65, 65))
     reference = Trainer(config, one_cpu)
     labeled, unlabeled = reference.datasets(0)
     labeled, unlabeled = iter(labeled), iter(unlabeled)
     batches = [(next(labeled), next(unlabeled)) for _ in range(3)]
     weights = [v.numpy() for v in reference.model.variables]
     seeds = [s.numpy() for s in seed_states(reference.model).values()]
-    expected = _losses_over_steps(reference, batches, weights, seeds)
+    return config, batches, weights, seeds, _losses_over_steps(reference, batches, weights, seeds)
 
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_losses_follow_float32(float32_run, tmp_path, one_cpu, precision):
+    """Same initial weights, dropout seeds and batches, 3 PseudoSeg steps. Tolerances (measured over 3 seeds:
+    first step <= 1.5% on every term, totals <= 7.3% later): the first step's terms within 3%, every step's
+    total within 10%. The SGC term drifts most after updates: its attention over a 5x5 grid whose batch norm sees
+    50 values per channel amplifies rounding."""
+    config, batches, weights, seeds, expected = float32_run
     mixed = Trainer(config.replace(precision=precision, train_logdir=str(tmp_path / precision)), one_cpu)
     assert mixed.model.segmenter.backbone.get_layer(index=5).compute_dtype == precision.split("_")[1]
     assert all(v.dtype == "float32" for v in mixed.model.variables if v.dtype.startswith("float"))
@@ -53,7 +58,7 @@ def test_mixed_precision_losses_follow_float32(toy_dataset, tmp_path, one_cpu, p
 
 
 def test_float16_overflow_skips_the_step_and_halves_the_loss_scale(toy_dataset, tmp_path, one_cpu):
-    config = toy_config(toy_dataset, tmp_path / "f16", mode="wss", precision="mixed_float16",
+    config = toy_config(toy_dataset, tmp_path / "f16", mode="sup", precision="mixed_float16",
                         training_number_of_steps=3)
     trainer = Trainer(config, one_cpu)
     trainer.loss_scale.scale.assign(2.0 ** 40)  # certain to overflow float16 gradients
@@ -111,3 +116,23 @@ def test_skip_non_finite_steps_skips_counts_and_checkpoints_the_count(toy_datase
     assert trainer.step == 4 and int(trainer.skipped.numpy()) == 1 and trainer.non_finite_skips == 1
     reader = tf.train.load_checkpoint(trainer.manager.latest_checkpoint)
     assert reader.get_tensor("skipped_batches/.ATTRIBUTES/VARIABLE_VALUE") == 1
+
+
+def test_jit_compile_gives_the_losses_and_update_of_the_plain_step(toy_dataset, tmp_path, one_cpu):
+    """--jit_compile: XLA compiles each replica's forward and backward pass; same losses and update (XLA fuses and
+    reorders float ops: 1e-3). Dropout is off: XLA draws other masks from the same stateless seeds."""
+    config = toy_config(toy_dataset, tmp_path / "plain", mode="sup")
+    plain, compiled = Trainer(config, one_cpu), Trainer(config.replace(jit_compile=True), one_cpu)
+    for trainer in (plain, compiled):
+        for layer in trainer.model._flatten_layers():
+            if hasattr(layer, "rate"):
+                layer.rate = 0.0
+    weights = [v.numpy() for v in plain.model.variables]
+    seeds = [s.numpy() for s in seed_states(plain.model).values()]
+    labeled, _ = plain.datasets(0)
+    batches = [(next(iter(labeled)), None)]
+    expected = _losses_over_steps(plain, batches, weights, seeds)[0]
+    got = _losses_over_steps(compiled, batches, weights, seeds)[0]
+    assert got["applied"] == 1.0 and got["total"] == pytest.approx(expected["total"], rel=1e-3)
+    for a, b in zip(compiled.model.trainable_variables, plain.model.trainable_variables):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-5)

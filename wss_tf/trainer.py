@@ -221,6 +221,7 @@ class Trainer:
         return grads, scalars, steps.summary_images(visuals) if config.save_summaries_images else {}
 
     def replica_step(self, labeled, second):
+        labeled, second = _numeric(labeled), _numeric(second)  # image names stay out (XLA has no strings)
         grads, scalars, images = self._forward_backward(labeled, second)
         pairs = [(g, v) for g, v in zip(grads, self.model.trainable_variables) if g is not None]
         applied = steps.apply_if_finite(self.optimizer, pairs, scalars["losses_finite"] > 0.5, self.loss_scale,
@@ -369,6 +370,10 @@ class Trainer:
                     image = colorize(image[..., 0])
                 tf.summary.image(key, image, max_outputs=image.shape[0])
         self.writer.flush()
+
+
+def _numeric(batch):
+    return None if batch is None else {k: v for k, v in batch.items() if v.dtype != tf.string}
 
 
 def seed_states(model) -> dict:
