@@ -112,6 +112,15 @@ def _live_operations(graph):
                 yield from _live_operations(function.graph)
 
 
+def _function_graphs(graph):
+    for op in graph.get_operations():
+        if op.type in _CALLS:
+            function = graph._get_function(op.get_attr("f").name)  # noqa: SLF001
+            if function is not None and getattr(function, "graph", None) is not None:
+                yield function.graph
+                yield from _function_graphs(function.graph)
+
+
 def count_flops(graph: tf.Graph) -> FlopCount:
     count = FlopCount()
     for op in _live_operations(graph):
@@ -153,14 +162,17 @@ def count_backbone_passes(concrete_function, backbone) -> BackbonePasses:
                       and len(layer.kernel.shape) == 4)
     first_norm = next(layer for layer in layers if getattr(layer, "moving_mean", None) is not None)
     graph = concrete_function.graph
-    internal = {id(external): placeholder for external, placeholder in graph.captures}
+    graphs = [graph] + [g for g in _function_graphs(graph)]  # a jit-compiled pass is a nested function
+    internal = {}
+    for g in graphs:
+        for external, placeholder in g.captures:
+            internal.setdefault(id(external), []).append(placeholder)
 
     def handles(variable):
         found = set()
         for component in getattr(variable, "values", (variable,)):
             component = getattr(component, "_variable", component)  # Keras variable -> tf.Variable
-            if id(component.handle) in internal:
-                found.add(internal[id(component.handle)].ref())
+            found.update(p.ref() for p in internal.get(id(component.handle), ()))
         return found
 
     kernels, means = handles(first_conv.kernel), handles(first_norm.moving_mean)
