@@ -24,7 +24,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from input_pipeline import make_records  # noqa: E402
+from input_pipeline import images_per_second, make_records  # noqa: E402
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -94,16 +94,6 @@ def step_times(trainers: dict, batches: dict, rounds: int, steps: int) -> dict:
                 _sync(trainer.train_step(*batches[name]))
             times[name].append((time.perf_counter() - start) / steps)
     return {name: statistics.median(t) for name, t in times.items()}
-
-
-def stream_images_per_second(dataset, batches: int, images_per_batch: int) -> float:
-    iterator = iter(dataset)
-    next(iterator)
-    start = time.perf_counter()
-    for _ in range(batches):
-        element = next(iterator)
-    tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, element)
-    return batches * images_per_batch / (time.perf_counter() - start)
 
 
 def input_wait_share(trainer: Trainer, steps: int) -> tuple[float, float]:
@@ -185,8 +175,8 @@ def main():
 
         wss = trainers["PseudoSeg"]
         labeled, unlabeled = wss.datasets(0)
-        labeled_rate = stream_images_per_second(labeled, 10, args.batch * replicas)
-        unlabeled_rate = stream_images_per_second(unlabeled, 10, args.batch * replicas)
+        labeled_rate = images_per_second(labeled, 10, args.batch * replicas)
+        unlabeled_rate = images_per_second(unlabeled, 10, args.batch * replicas)
         wait_share, loop_seconds = input_wait_share(wss, args.loop_steps)
         train_peak = peak_memory_gib()
 
