@@ -202,3 +202,29 @@ def test_sigterm_saves_the_current_step_and_exits_143(toy_dataset, tmp_path):
     assert "stopped by SIGTERM at step" in err
     step = int(err.split("stopped by SIGTERM at step ")[1].split(";")[0])
     assert step > 0 and tf.train.latest_checkpoint(str(tmp_path / "run")).endswith(f"ckpt-{step}")
+
+
+def test_the_seed_fixes_the_initial_weights(toy_dataset, tmp_path):
+    from wss_tf.trainer import Trainer
+
+    def initial(seed, name):
+        trainer = Trainer(toy_config(toy_dataset, tmp_path / name, seed=seed))
+        return [v.numpy() for v in trainer.model.weights]
+
+    a, b, c = initial(3, "a"), initial(3, "b"), initial(4, "c")
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    assert any(not np.array_equal(x, z) for x, z in zip(a, c))
+
+
+def test_the_labeled_and_unlabeled_streams_draw_independently(toy_dataset, tmp_path):
+    """With one split on both sides and one seed, the unlabeled weak view must not be the labeled crop (the
+    official streams draw from separate generators)."""
+    from wss_tf.trainer import Trainer
+
+    trainer = Trainer(toy_config(toy_dataset, tmp_path, train_split_cls="train", train_batch_size=2))
+    labeled, unlabeled = trainer.datasets(0)
+    same = 0
+    for (l, u), _ in zip(zip(labeled, unlabeled), range(3)):
+        same += sum(np.array_equal(x, y) for x, y in zip(l["image"].numpy(), u["weak"].numpy()))
+    assert same == 0

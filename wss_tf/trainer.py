@@ -8,6 +8,7 @@ import tempfile
 import threading
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
@@ -89,6 +90,9 @@ class Trainer:
             with open(os.path.join(self.logdir, RUN_CONFIG_FILE), "w") as f:
                 f.write(config.to_json() + "\n")
 
+        # --seed fixes the initial weights and the dropout generators (Keras draws both from its global seed at
+        # construction), as the streams' seed fixes the data.
+        keras.utils.set_random_seed(config.seed)
         with self.strategy.scope(), dtype_policy(config.precision):
             self.model = PseudoSegModel(
                 config.deeplab(self.info.num_classes), use_attention=config.use_attention,
@@ -184,20 +188,21 @@ class Trainer:
         c = self.config
         augment = c.augment()
 
-        def stream(split, batch):
+        def stream(split, batch, stream_id):
             return pipeline.StreamConfig(c.dataset_dir, split, self.info.num_classes, batch, seed=c.seed,
-                                         start=start_batch * batch, skip_records=self.skip_records.get(split, ()))
+                                         start=start_batch * batch, skip_records=self.skip_records.get(split, ()),
+                                         stream_id=stream_id)
 
         labeled = pipeline.distribute(self.strategy, lambda b, ctx: pipeline.labeled_dataset(
-            stream(c.train_split, b), augment, ctx), c.train_batch_size)
+            stream(c.train_split, b, pipeline.LABELED_STREAM), augment, ctx), c.train_batch_size)
         second = None
         if c.mode == "wss":
             second = pipeline.distribute(self.strategy, lambda b, ctx: pipeline.unlabeled_dataset(
-                stream(c.train_split_cls, b), augment, with_cls=c.weakly, input_context=ctx),
-                c.train_batch_size)
+                stream(c.train_split_cls, b, pipeline.UNLABELED_STREAM), augment, with_cls=c.weakly,
+                input_context=ctx), c.train_batch_size)
         elif c.weakly:
             second = pipeline.distribute(self.strategy, lambda b, ctx: pipeline.labeled_dataset(
-                stream(c.train_split_cls, b), augment, ctx), c.train_batch_size)
+                stream(c.train_split_cls, b, pipeline.IMAGE_LABELED_STREAM), augment, ctx), c.train_batch_size)
         return labeled, second
 
     # ---- the step -----------------------------------------------------------------------------------------

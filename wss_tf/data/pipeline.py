@@ -32,6 +32,12 @@ class StreamConfig:
     num_readers: int = 4
     start: int = 0  # elements already consumed (a resumed run starts at step * batch): the stream continues there
     skip_records: tuple[str, ...] = ()  # "shard file name:record index" of records left out (--skip_bad_records)
+    # Which of a run's streams this is (LABELED_STREAM, ...): streams of one run share `seed` but draw apart,
+    # as the official streams draw from independent stateful generators.
+    stream_id: int = 0
+
+
+LABELED_STREAM, UNLABELED_STREAM, IMAGE_LABELED_STREAM = 1, 2, 3
 
 
 def _checked(example, num_classes: int, ignore_label: int):
@@ -73,13 +79,18 @@ def _records(stream: StreamConfig, *, training: bool, input_context: Optional[tf
         pipeline_id = input_context.input_pipeline_id
         dataset = dataset.shard(input_context.num_input_pipelines, pipeline_id)
     if training:
-        dataset = dataset.shuffle(stream.shuffle_buffer, seed=stream.seed + 7919 * pipeline_id,
+        dataset = dataset.shuffle(stream.shuffle_buffer, seed=_stream_seed(stream, pipeline_id),
                                   reshuffle_each_iteration=True).repeat()
     return dataset, pipeline_id
 
 
+def _stream_seed(stream: StreamConfig, pipeline_id: int) -> int:
+    """One int per (run seed, stream, input pipeline): no two streams or pipelines of a run share draws."""
+    return (stream.seed * 1000003 + stream.stream_id) * 7919 + pipeline_id
+
+
 def _element_seed(stream: StreamConfig, pipeline_id: int, index):
-    return tf.stack([tf.constant(stream.seed, tf.int64) * 1000003 + pipeline_id, tf.cast(index, tf.int64)])
+    return tf.stack([tf.constant(_stream_seed(stream, pipeline_id), tf.int64), tf.cast(index, tf.int64)])
 
 
 def labeled_dataset(stream: StreamConfig, config: augment.AugmentConfig,
