@@ -228,3 +228,25 @@ def test_the_labeled_and_unlabeled_streams_draw_independently(toy_dataset, tmp_p
     for (l, u), _ in zip(zip(labeled, unlabeled), range(3)):
         same += sum(np.array_equal(x, y) for x, y in zip(l["image"].numpy(), u["weak"].numpy()))
     assert same == 0
+
+
+def test_batch_norm_reestimation_after_the_last_step_once(toy_dataset, tmp_path):
+    from wss_tf.trainer import Trainer
+
+    def moving_means(trainer):
+        return {v.path: v.numpy() for v in trainer.model.segmenter.non_trainable_weights if "moving_mean" in v.path}
+
+    plain = Trainer(toy_config(toy_dataset, tmp_path / "plain", training_number_of_steps=2))
+    plain.run()
+    config = toy_config(toy_dataset, tmp_path / "bn", training_number_of_steps=2, bn_reestimation_batches=3)
+    trainer = Trainer(config)
+    trainer.run()
+    assert bool(trainer.bn_reestimated.numpy())
+    after = moving_means(trainer)
+    # Same seed and steps; at decay 0.9997 two steps leave the averages near their initial zeros, the re-estimated
+    # ones are the crops' statistics (float noise between two runs is ~1e-6).
+    assert max(np.abs(after[k] - v).max() for k, v in moving_means(plain).items()) > 1e-2
+    again = Trainer(config)  # a rerun restores the re-estimated statistics and does not redo them
+    again.run()
+    assert all(np.array_equal(after[k], v) for k, v in moving_means(again).items())
+    assert _latest_step(tmp_path / "bn") == 2

@@ -83,6 +83,9 @@ class TrainConfig:
     jit_compile: bool = False  # XLA for the forward and backward passes; slower on CPU, for GPUs
     skip_non_finite_steps: int = 0  # how many steps with a non-finite loss to skip before stopping (0: stop)
     skip_bad_records: bool = False  # check the training splits first and leave out records that fail (counted)
+    # After the last step, re-estimate the batch-norm moving statistics over this many training-mode passes
+    # without gradient on training crops (0: off, as the official code). See wss_tf/batch_norm_statistics.py.
+    bn_reestimation_batches: int = 0
     # bookkeeping
     log_steps: int = 10
     save_interval_secs: int = 1200
@@ -102,6 +105,8 @@ class TrainConfig:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.training_number_of_steps <= 0:
             raise ValueError("training_number_of_steps must be positive")
+        if self.bn_reestimation_batches < 0:
+            raise ValueError(f"bn_reestimation_batches must be >= 0, got {self.bn_reestimation_batches}")
 
     def deeplab(self, num_classes: int = 21) -> DeepLabConfig:
         return DeepLabConfig(

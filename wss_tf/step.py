@@ -11,6 +11,7 @@ import tensorflow as tf
 from deeplab.layers import resize_bilinear
 from wss_tf.cam import class_activation_map, nearest_resize
 from wss_tf.losses import classification_loss, consistency_loss, segmentation_cross_entropy
+from wss_tf import pseudo_label_quality as quality
 from wss_tf.pseudo_label import pseudo_label
 
 
@@ -25,20 +26,26 @@ def _sgc_logits(model, end_points, cam_kernel, image_labels, valid_at_logits):
 def make_pseudo_label(model, config, x_weak, valid, cls_label=None, logits_w=None):
     """The weak view's soft pseudo label (no gradient): decoder logits from a training-mode pass (`logits_w`, when
     the caller already ran it), fused with the SGC of an inference-mode backbone pass. Returns (target, confident,
-    valid at the logits grid, monitors)."""
+    valid at the logits grid, sources): "decoder" and "sgc" logits at the logits grid (sgc None without attention)
+    and, with attention, the "cam" [B,h',w',K] of the image-level labels used and the inference-mode
+    classifier's "cls_logits" [B,K]."""
     if logits_w is None:
         logits_w = model.segmenter(x_weak, training=True)["logits"]
     logits_w = tf.stop_gradient(logits_w)
     grid = tf.shape(logits_w)[1:3]
     valid_w = tf.cast(nearest_resize(valid, grid), tf.float32)
-    att_w = None
+    sources = {"decoder": logits_w, "sgc": None}
     if config.use_attention:
         end_points = model.segmenter.backbone(x_weak, training=False)
         cls_logits, cam_kernel = model.head(end_points[model.final_end_point], training=False)
         labels = cls_label if config.weakly else tf.cast(tf.sigmoid(cls_logits) >= 0.5, tf.float32)
-        att_w = resize_bilinear(_sgc_logits(model, end_points, cam_kernel, labels, valid_w), grid)
-    target, confident = pseudo_label(logits_w, att_w, config.pseudo_label())
-    return target, confident, valid_w, {"decoder": logits_w, "sgc": att_w}
+        features = end_points[model.final_end_point]
+        cam = class_activation_map(features, cam_kernel, labels)
+        valid_cam = nearest_resize(valid_w, tf.shape(cam)[1:3])
+        sgc = model.sgc([end_points[name] for name in model.attention_end_points], cam, valid_cam)
+        sources.update(sgc=resize_bilinear(sgc, grid), cam=cam, cls_logits=cls_logits)
+    target, confident = pseudo_label(logits_w, sources["sgc"], config.pseudo_label())
+    return target, confident, valid_w, sources
 
 
 def wss_losses(model, config, labeled, unlabeled, tape):
@@ -143,6 +150,17 @@ def pseudo_label_monitors(target, sources, logits_s, label, valid):
         valid_count = tf.reduce_sum(valid)
         monitors["pseudo_label_confidence"] = tf.math.divide_no_nan(
             tf.reduce_sum(tf.reduce_max(target, -1) * valid[..., 0]), valid_count)
+
+    # Tallies for the pseudo-label quality window (mIoU per source, classifier mAP), summed over steps.
+    num_classes = logits_s.shape[-1]
+    class_maps = {"decoder": tf.argmax(sources["decoder"], -1), "pseudo_label": hard,
+                  "strong": tf.argmax(logits_s, -1)}
+    if sources["sgc"] is not None:
+        class_maps["sgc"] = tf.argmax(sources["sgc"], -1)
+        class_maps["cam"] = tf.argmax(quality.cam_class_map_logits(sources["cam"], grid), -1)
+        monitors[quality.CLASSIFIER_SCORES] = tf.sigmoid(sources["cls_logits"])
+        monitors[quality.CLASSIFIER_TRUTH] = quality.image_labels_from_mask(label, num_classes)
+    monitors.update(quality.confusions(class_maps, truth, known > 0, num_classes))
     return monitors
 
 

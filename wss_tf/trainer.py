@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import tempfile
@@ -14,6 +15,8 @@ import tensorflow as tf
 from absl import logging
 
 from deeplab import load_official_checkpoint, official_variable_map
+from wss_tf import batch_norm_statistics as bn_stats
+from wss_tf import pseudo_label_quality as quality
 from wss_tf import step as steps
 from wss_tf.colormap import colorize
 from wss_tf.config import RUN_CONFIG_FILE, TrainConfig
@@ -25,6 +28,8 @@ from wss_tf.distribute import is_chief, make_strategy
 from wss_tf.model import PseudoSegModel
 from wss_tf.precision import DynamicLossScale, dtype_policy
 from wss_tf.optim import DeepLabLearningRate, gradient_multipliers, make_optimizer
+
+QUALITY_FILE = "pseudo_label_quality.jsonl"  # one line per progress line: mIoU per source, classifier mAP
 
 # model.get_extra_layer_scopes: the official "last layers".
 _LAST_LAYERS_ALL = ("logits", "image_pooling", "aspp", "concat_projection", "decoder", "meta_architecture")
@@ -117,8 +122,10 @@ class Trainer:
         self.multipliers = {id(names[n]): m for n, m in gradient_multipliers(
             self.model, config.last_layer_gradient_multiplier, last_layers(config, self.model)).items()}
         # Keras does not checkpoint its dropout seed states; they join so a resumed run draws the same masks.
+        # Whether the batch-norm statistics were re-estimated after the last step (bn_reestimation_batches).
+        self.bn_reestimated = tf.Variable(False, trainable=False, name="bn_reestimated")
         state = dict(model=self.model, optimizer=self.optimizer, seeds=seed_states(self.model),
-                     skipped_batches=self.skipped)
+                     skipped_batches=self.skipped, bn_reestimated=self.bn_reestimated)
         if self.loss_scale is not None:
             state["loss_scale"] = self.loss_scale
         self.checkpoint = tf.train.Checkpoint(**state)
@@ -129,6 +136,8 @@ class Trainer:
         self._forward_backward = (tf.function(self.forward_backward, jit_compile=True) if config.jit_compile
                                   else self.forward_backward)
         self._last_images = {}
+        self.quality = quality.QualityWindow()  # pseudo-label tallies since the last progress line
+        self.last_quality = {}  # the last window's mIoU per source and classifier mAP
         self._last_saved = None
         self.non_finite_skips = 0  # steps skipped this process for a non-finite loss (not float16 overflows)
 
@@ -238,13 +247,21 @@ class Trainer:
         if self._step_fn is None:
             @tf.function
             def step_fn(labeled, second):
-                scalars, images = self.strategy.run(self.replica_step, args=(labeled, second))
-                scalars = {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
-                           for k, v in scalars.items()}
+                outputs, images = self.strategy.run(self.replica_step, args=(labeled, second))
+                scalars, tallies = {}, {}
+                for k, v in outputs.items():
+                    if k.startswith(quality.CONFUSION_PREFIX):  # pixel counts: summed over replicas
+                        tallies[k] = self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                    elif k.startswith("tally/"):  # per-image rows: every replica's
+                        tallies[k] = self.strategy.gather(v, axis=0)
+                    else:
+                        scalars[k] = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
                 images = {k: self.strategy.experimental_local_results(v)[0] for k, v in images.items()}
-                return scalars, images
+                return scalars, tallies, images
             self._step_fn = step_fn
-        scalars, self._last_images = self._step_fn(labeled, second)
+        scalars, tallies, self._last_images = self._step_fn(labeled, second)
+        if scalars["applied"] > 0.5:
+            self.quality.add({k: v.numpy() for k, v in tallies.items()})
         return scalars
 
     # ---- the loop -----------------------------------------------------------------------------------------
@@ -261,6 +278,8 @@ class Trainer:
         start = self.restore_or_initialize()
         if start >= last_step:
             logging.info("already trained to step %d", start)
+            if last_step == c.training_number_of_steps:
+                self._finish_batch_norm(start)
             return {}
         if c.skip_bad_records:
             for split, report in self.find_bad_records().items():
@@ -284,7 +303,39 @@ class Trainer:
                             "command to resume", self.step)
             raise Preempted(self.step)
         self._write_summaries(self.step, results)
+        if self.step == c.training_number_of_steps:
+            self._finish_batch_norm(self.step + int(self.skipped.numpy()))
         return {k: float(v) for k, v in results.items()}
+
+    def _finish_batch_norm(self, drawn: int):
+        """With bn_reestimation_batches, after the last step: moving statistics re-estimated on the run's own
+        training crops (labeled crops, and for PseudoSeg alternately the unlabeled weak views; the supervised
+        baseline sees no unlabeled image), then saved as the last checkpoint (once: the state says it is done)."""
+        count = self.config.bn_reestimation_batches
+        if count <= 0 or bool(self.bn_reestimated.numpy()):
+            return
+        layers = bn_stats.moving_statistics_layers(self.model.segmenter)
+        labeled, second = self.datasets(drawn)
+        labeled_it = iter(labeled)
+        unlabeled_it = iter(second) if self.config.mode == "wss" else None
+
+        @tf.function
+        def forward(images):
+            self.strategy.run(lambda x: self.model.segmenter(x, training=True)["logits"], args=(images,))
+
+        def batches():
+            for i in range(count):
+                if unlabeled_it is not None and i % 2 == 1:
+                    yield next(unlabeled_it)["weak"]
+                else:
+                    yield next(labeled_it)["image"]
+
+        started = time.time()
+        passes = bn_stats.reestimate(layers, forward, batches())
+        self.bn_reestimated.assign(True)
+        logging.info("re-estimated the moving statistics of %d batch norms over %d training-mode passes (%.0fs)",
+                     len(layers), passes, time.time() - started)
+        self.save()
 
     def _loop(self, last_step, sigterm, labeled_it, second_it, images_per_step) -> dict:
         """Steps until last_step or SIGTERM; the last step's scalars."""
@@ -304,6 +355,7 @@ class Trainer:
                 continue
             if step % c.log_steps == 0 or step == c.training_number_of_steps:
                 rate = window_steps * images_per_step / (time.time() - window_start)
+                self._close_quality_window(step)
                 self._log_progress(step, results, rate, images_per_step)
                 window_start, window_steps = time.time(), 0
             now = time.time()
@@ -346,6 +398,19 @@ class Trainer:
         logging.warning("%s; skipped (%d of --skip_non_finite_steps=%d)", what, self.non_finite_skips,
                         self.config.skip_non_finite_steps)
 
+    def _close_quality_window(self, step):
+        """The pseudo-label quality of the steps since the last progress line: kept for the line and the
+        summaries, and appended to train_logdir/pseudo_label_quality.jsonl (a curve over training)."""
+        summary = self.quality.summary()
+        images = self.quality.images
+        self.quality.reset()
+        if not summary:
+            return
+        self.last_quality = summary
+        if self.chief:
+            with open(os.path.join(self.logdir, QUALITY_FILE), "a") as f:
+                f.write(json.dumps({"step": step, "images": images, **summary}) + "\n")
+
     def _log_progress(self, step, results, images_per_second, images_per_step):
         c = self.config
         eta = (c.training_number_of_steps - step) * images_per_step / max(images_per_second, 1e-9)
@@ -354,6 +419,8 @@ class Trainer:
         lr = float(self.schedule(step)) if c.optimizer == "momentum" else c.adam_learning_rate
         extra = f"  pseudo-label acc {float(results['pseudo_label_accuracy']):.3f}" \
             if "pseudo_label_accuracy" in results else ""
+        if self.last_quality:
+            extra += "  " + quality.format_summary(self.last_quality)
         logging.info("step %d/%d  loss %.3f (%s)  lr %.2e%s  %.1f img/s  %s left", step, c.training_number_of_steps,
                      float(results["total"]), parts, lr, extra, images_per_second, _duration(eta))
 
@@ -368,6 +435,8 @@ class Trainer:
             lr = self.schedule(step) if self.config.optimizer == "momentum" else self.config.adam_learning_rate
             tf.summary.scalar("learning_rate", float(lr))
             tf.summary.scalar("monitor/skipped_steps", float(self.skipped.numpy()))
+            for key, value in self.last_quality.items():  # miou/<source>, classifier_map
+                tf.summary.scalar(f"pseudo_label_quality/{key.replace('/', '_')}", value)
             if self.loss_scale is not None:
                 tf.summary.scalar("monitor/loss_scale", float(self.loss_scale.scale.numpy()))
             for key, image in self._last_images.items():

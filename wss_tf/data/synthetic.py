@@ -77,6 +77,16 @@ CLASS_LOOKS = (
 )
 # Per-class size scale so that the classes cover similar areas (a star or a triangle covers less of its circle).
 _SIZE_FACTOR = (0.0, 0.9, 1.0, 1.25, 1.3, 1.1)
+# Shapes of this family that are not segmentation classes: `render_object` draws them for the pretraining corpus
+# (as ImageNet holds classes VOC does not), class index len(CLASS_NAMES) + j.
+EXTRA_CLASS_NAMES = ("square", "crescent", "hexagon", "arrow")
+EXTRA_LOOKS = (
+    ("checker", (0.0, 0.8, 0.8), (0.0, 0.0, 0.95)),  # square: red and white checks
+    ("solid", (0.15, 0.8, 0.95), (0.15, 0.8, 0.95)),  # crescent: plain yellow
+    ("dots", (0.6, 0.7, 0.8), (0.33, 0.7, 0.6)),  # hexagon: blue dots on green
+    ("stripes", (0.0, 0.0, 0.1), (0.14, 0.85, 0.95)),  # arrow: black and yellow stripes
+)
+_EXTRA_SIZE_FACTOR = (0.9, 1.2, 1.0, 1.2)
 _SPLIT_STREAM = {"train": 1, "val": 2, "subsets": 3}
 
 
@@ -89,10 +99,7 @@ class GeneratedDataset:
     eval_crop: tuple[int, int]
     train_pixel_fractions: dict  # class name -> fraction of the training pool's pixels
     reused: bool = False  # True when an existing complete dataset with the same parameters was kept
-
-    @property
-    def dataset_name(self) -> str:
-        return DATASET_NAME
+    dataset_name: str = DATASET_NAME
 
     @property
     def num_classes(self) -> int:
@@ -140,9 +147,24 @@ def _raster(ops, height: int, width: int, offset=(0.0, 0.0)) -> np.ndarray:
 
 
 def _object_ops(rng: np.random.Generator, cls: int, cx: float, cy: float, r: float):
-    """The ops of one object of class `cls` centred at (cx, cy) with radius about r."""
+    """The ops of one object of class `cls` (CLASS_NAMES, then EXTRA_CLASS_NAMES) centred at (cx, cy), radius ~r."""
     theta = rng.uniform(0, 2 * math.pi)
-    name = CLASS_NAMES[cls]
+    name = (CLASS_NAMES + EXTRA_CLASS_NAMES)[cls]
+    if name == "square":
+        a = r * 0.8
+        return [("poly", _place(np.array([[a, a], [-a, a], [-a, -a], [a, -a]]), cx, cy, theta), 1)]
+    if name == "crescent":
+        shift = rng.uniform(0.35, 0.6)
+        return [("poly", _place(_ellipse(r, r), cx, cy, theta), 1),
+                ("poly", _place(_ellipse(r * 0.85, r * 0.85) + np.array([r * shift, 0.0]), cx, cy, theta), 0)]
+    if name == "hexagon":
+        t = np.arange(6) * math.pi / 3
+        return [("poly", _place(np.stack([r * np.cos(t), r * np.sin(t)], axis=1), cx, cy, theta), 1)]
+    if name == "arrow":
+        w, head = r * rng.uniform(0.18, 0.3), r * rng.uniform(0.45, 0.65)
+        pts = np.array([[-r, w], [r - head, w], [r - head, 2.2 * w + 0.2 * head], [r, 0.0],
+                        [r - head, -2.2 * w - 0.2 * head], [r - head, -w], [-r, -w]])
+        return [("poly", _place(pts, cx, cy, theta), 1)]
     if name == "disc":
         return [("poly", _place(_ellipse(r, r * rng.uniform(0.55, 1.0)), cx, cy, theta), 1)]
     if name == "ring":
@@ -211,7 +233,7 @@ def _jittered(rng: np.random.Generator, hsv) -> np.ndarray:
 
 
 def _class_material(rng: np.random.Generator, cls: int):
-    kind, first, second = CLASS_LOOKS[cls]
+    kind, first, second = CLASS_LOOKS[cls] if cls < len(CLASS_NAMES) else EXTRA_LOOKS[cls - len(CLASS_NAMES)]
     return kind, _jittered(rng, first), _jittered(rng, second)
 
 
@@ -321,9 +343,11 @@ class Style:
     front_strokes: float = 0.4  # chance of 0-2 thin strokes in front of everything
 
 
-def render(rng: np.random.Generator, height: int, width: int,
-           style: Style = Style()) -> tuple[np.ndarray, np.ndarray]:
-    """One scene: (uint8 RGB [H, W, 3], uint8 class ids [H, W])."""
+def render(rng: np.random.Generator, height: int, width: int, style: Style = Style(),
+           centre_object: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+    """One scene: (uint8 RGB [H, W, 3], uint8 class ids [H, W]). With `centre_object` (an index into
+    CLASS_NAMES + EXTRA_CLASS_NAMES), the scene holds that one object, large and near the centre, instead of the
+    random objects (the mask then holds 0 and, for a segmentation class, that class)."""
     def background_material():
         kinds = TEXTURES if rng.uniform() < style.patterned_background else PLAIN_TEXTURES
         return _random_material(rng, kinds, style.palette_background, style.palette_pairs)
@@ -370,13 +394,20 @@ def render(rng: np.random.Generator, height: int, width: int,
 
     # objects: partial overlaps allowed, near-total ones avoided; centres anywhere, so some run off the borders
     placed = []
-    for _ in range(int(rng.integers(*style.objects))):
-        cls = int(rng.integers(1, len(CLASS_NAMES)))
-        r = object_radius() * _SIZE_FACTOR[cls]
-        for _attempt in range(10):
-            cx, cy = random_centre()
-            if all(math.hypot(cx - px, cy - py) > 0.6 * max(r, pr) for px, py, pr in placed):
-                break
+    count = 1 if centre_object is not None else int(rng.integers(*style.objects))
+    for _ in range(count):
+        if centre_object is not None:  # object-centric, as a classification corpus's images are
+            cls = centre_object
+            factor = (_SIZE_FACTOR + _EXTRA_SIZE_FACTOR)[cls]
+            r = side * rng.uniform(0.25, 0.42) * factor
+            cx, cy = width * rng.uniform(0.35, 0.65), height * rng.uniform(0.35, 0.65)
+        else:
+            cls = int(rng.integers(1, len(CLASS_NAMES)))
+            r = object_radius() * _SIZE_FACTOR[cls]
+            for _attempt in range(10):
+                cx, cy = random_centre()
+                if all(math.hypot(cx - px, cy - py) > 0.6 * max(r, pr) for px, py, pr in placed):
+                    break
         placed.append((cx, cy, r))
         ops = _object_ops(rng, cls, cx, cy, r)
         if rng.uniform() < 0.6:
@@ -387,7 +418,7 @@ def render(rng: np.random.Generator, height: int, width: int,
         else:
             material = _random_material(rng, TEXTURES, style.palette_background)
         _paint(rng, canvas, region, cx, cy, r, material)
-        mask[region] = cls
+        mask[region] = cls if cls < len(CLASS_NAMES) else 0
         if rng.uniform() < style.clutter_between_objects:
             clutter()
 
@@ -409,6 +440,14 @@ def render(rng: np.random.Generator, height: int, width: int,
     image = np.asarray(image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.8))), dtype=np.float32)
     image = image + rng.uniform(1.0, 4.0) * rng.standard_normal(image.shape, dtype=np.float32)
     return np.clip(image + 0.5, 0, 255).astype(np.uint8), mask
+
+
+def render_object(rng: np.random.Generator, cls: int, height: int, width: int) -> np.ndarray:
+    """One object-centric image (uint8 RGB [H, W, 3]) of class `cls`: an index into CLASS_NAMES (1..5) or, from
+    len(CLASS_NAMES) on, into EXTRA_CLASS_NAMES; on this family's cluttered backgrounds."""
+    if not 1 <= cls < len(CLASS_NAMES) + len(EXTRA_CLASS_NAMES):
+        raise ValueError(f"no object class {cls}: 1..{len(CLASS_NAMES) + len(EXTRA_CLASS_NAMES) - 1}")
+    return render(rng, height, width, Style(clutter=(1, 5)), centre_object=cls)[0]
 
 
 def sample(seed: int, split: str, index: int, image_size_range: Sequence[int] = DEFAULT_IMAGE_SIZE_RANGE,

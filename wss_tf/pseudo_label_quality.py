@@ -1,0 +1,115 @@
+"""Pseudo-label quality as numbers: the mIoU of each source of the pseudo label against known masks, and the
+classifier's mean average precision (mAP) over image-level labels.
+
+Pixel accuracy is dominated by background, so each source is judged by the mIoU of its argmax:
+  decoder       the weak view's decoder logits (the pass the pseudo label uses)
+  cam           the CAM of the image-level labels the pseudo label used, with the background 1 - max_c CAM_c (the
+                official monitoring copy `cam_weak`; the CAM itself has no background), resized to the logits grid
+  sgc           the SGC logits (the CAM propagated over the hypercolumn affinities)
+  pseudo_label  the fused, sharpened target
+  strong        the strong view's prediction (what the consistency loss trains)
+In training the tallies come from the step (the unlabeled pool's masks, seen by nothing else, where known and not
+padding or cutout) and are summed over a window of steps; after training, `PseudoLabelQuality` does the same on
+unaugmented pool images.
+"""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from deeplab.layers import resize_bilinear
+
+SOURCES = ("decoder", "cam", "sgc", "pseudo_label", "strong")
+CONFUSION_PREFIX = "tally/confusion/"
+CLASSIFIER_SCORES = "tally/classifier/scores"
+CLASSIFIER_TRUTH = "tally/classifier/truth"
+
+
+def cam_class_map_logits(cam, grid):
+    """[bg, CAM] with bg = 1 - max_c CAM_c, resized (bilinear, align corners) to `grid`: argmax is the CAM's label."""
+    cam = tf.cast(cam, tf.float32)
+    with_background = tf.concat([1.0 - tf.reduce_max(cam, axis=-1, keepdims=True), cam], axis=-1)
+    return resize_bilinear(with_background, grid)
+
+
+def confusions(class_maps: dict, truth, known, num_classes: int) -> dict:
+    """{CONFUSION_PREFIX + source: [C, C] float32 counts (row truth, column prediction)} over `known` pixels.
+
+    class_maps: source -> int class map [B,h,w]; truth int [B,h,w]; known bool [B,h,w]."""
+    # One-hot products rather than a boolean mask: static shapes, so the step also compiles under XLA.
+    weight = tf.reshape(tf.cast(known, tf.float32), [-1, 1])
+    truth = tf.one_hot(tf.reshape(tf.cast(truth, tf.int32), [-1]), num_classes) * weight
+    return {CONFUSION_PREFIX + name: tf.matmul(
+        truth, tf.one_hot(tf.reshape(tf.cast(prediction, tf.int32), [-1]), num_classes), transpose_a=True)
+        for name, prediction in class_maps.items()}
+
+
+def image_labels_from_mask(label, num_classes: int):
+    """[B, K] float: which foreground classes 1..K occur in each mask (255 and 0 ignored)."""
+    ids = tf.reshape(tf.cast(label, tf.int32), [tf.shape(label)[0], -1])
+    present = tf.reduce_any(ids[..., tf.newaxis] == tf.range(1, num_classes)[tf.newaxis, tf.newaxis], axis=1)
+    return tf.cast(present, tf.float32)
+
+
+def miou(confusion: np.ndarray) -> float:
+    """Mean IoU over classes present in the truth or the prediction (as tf.metrics.mean_iou)."""
+    confusion = np.asarray(confusion, np.float64)
+    tp = np.diag(confusion)
+    union = confusion.sum(0) + confusion.sum(1) - tp
+    return float(np.mean(tp[union > 0] / union[union > 0])) if (union > 0).any() else float("nan")
+
+
+def average_precision(scores: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Per-class AP over images [K] (NaN for a class with no positive): the mean of the precision at each
+    positive, images ranked by score (ties in the given order)."""
+    scores, truth = np.asarray(scores, np.float64), np.asarray(truth) > 0.5
+    aps = np.full(scores.shape[1], np.nan)
+    for k in range(scores.shape[1]):
+        if not truth[:, k].any():
+            continue
+        order = np.argsort(-scores[:, k], kind="stable")
+        hits = truth[order, k]
+        precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+        aps[k] = precision[hits].mean()
+    return aps
+
+
+class QualityWindow:
+    """Sums the step's tallies over a window of steps; `summary()` gives mIoU per source and the classifier mAP."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.confusion = {}
+        self.scores, self.truth = [], []
+        self.images = 0
+
+    def add(self, tallies: dict):
+        for key, value in tallies.items():
+            if key.startswith(CONFUSION_PREFIX):
+                name = key[len(CONFUSION_PREFIX):]
+                self.confusion[name] = self.confusion.get(name, 0) + np.asarray(value, np.float64)
+        if CLASSIFIER_SCORES in tallies:
+            self.scores.append(np.asarray(tallies[CLASSIFIER_SCORES]))
+            self.truth.append(np.asarray(tallies[CLASSIFIER_TRUTH]))
+            self.images += len(self.scores[-1])
+
+    def summary(self) -> dict:
+        """{"miou/<source>": ..., "classifier_map": ...} for what the window saw (empty if nothing)."""
+        out = {f"miou/{name}": miou(c) for name, c in self.confusion.items() if np.sum(c) > 0}
+        if self.scores:
+            aps = average_precision(np.concatenate(self.scores), np.concatenate(self.truth))
+            if np.isfinite(aps).any():
+                out["classifier_map"] = float(np.nanmean(aps))
+        return out
+
+
+def format_summary(summary: dict) -> str:
+    """One line: 'pseudo-label mIoU decoder 41.2 cam 30.1 sgc 35.0 fused 43.3 | classifier mAP 81.0'."""
+    titles = {"pseudo_label": "fused"}
+    parts = [f"{titles.get(s, s)} {100 * summary[f'miou/{s}']:.1f}" for s in SOURCES if f"miou/{s}" in summary]
+    text = ("pseudo-label mIoU " + " ".join(parts)) if parts else ""
+    if "classifier_map" in summary:
+        text += f"{' | ' if text else ''}classifier mAP {100 * summary['classifier_map']:.1f}"
+    return text
