@@ -44,6 +44,7 @@ wss_tf: PseudoSeg (ICLR 2021) in TensorFlow 2 / Keras 3.
   ./run.sh build-folder FLAGS   images/ + masks/ folder -> TFRecords
   ./run.sh validate FLAGS       check an existing record set
   ./run.sh generate-data FLAGS  make the small generated dataset (the demo's data)
+  ./run.sh pretrain FLAGS       the ImageNet analog: a model-zoo-style backbone checkpoint from a generated corpus
   ./run.sh reproduce NAME FLAGS one paper-table cell: train, evaluate every checkpoint, record last/best (--list)
   ./run.sh results FLAGS        reproduced results beside the paper's numbers (markdown)
   ./run.sh study FLAGS          scaled-down study on generated data: methods x label fractions x seeds
@@ -75,7 +76,7 @@ case "$cmd" in
     ensure_env
     exec "$VENV/bin/python" -m "wss_tf.data.${cmd//-/_}" "$@"
     ;;
-  train-wss|train-sup|eval|vis|export|predict|reproduce|results)
+  train-wss|train-sup|eval|vis|export|predict|reproduce|results|pretrain)
     ensure_env
     exec "$VENV/bin/python" -m "wss_tf.${cmd//-/_}" "$@"
     ;;

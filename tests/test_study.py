@@ -1,21 +1,32 @@
-from wss_tf.study import ABLATION, METHODS, plan, run_name, summarize
+from wss_tf.study import ABLATION, METHODS, plan, quality_over_training, run_name, summarize
+
+CELLS = ["shapes/labeled_16", "objects/labeled_16", "shapes/labeled_64"]
 
 
-def test_plan_runs_whole_seeds_first_and_the_ablation_last():
-    runs = plan(["labeled_16", "labeled_64"], [0, 1, 2], ablation=True)
-    assert len(runs) == 3 * 2 * len(METHODS) + 3 * 2  # decoder-only and SGC-only extra; fused is PseudoSeg
-    assert runs[:6] == [(m, s, 0) for s in ("labeled_16", "labeled_64") for m in METHODS]
-    assert {m for m, _, _ in runs[18:]} == {m for m, (_, changes) in ABLATION.items() if changes}
-    assert all(split == "labeled_16" for _, split, _ in runs[18:])
+def test_plan_runs_whole_seeds_first_with_the_ablation_on_the_first_cell():
+    runs = plan(CELLS, [0, 1, 2], ablation=True)
+    per_seed = len(CELLS) * len(METHODS) + len(ABLATION)
+    assert len(runs) == 3 * per_seed
+    assert {seed for _, _, seed in runs[:per_seed]} == {0}
+    assert runs[:len(METHODS) + len(ABLATION)] == [(m, CELLS[0], 0) for m in list(METHODS) + list(ABLATION)]
+    assert all(cell == CELLS[0] for m, cell, _ in runs if m in ABLATION)
     assert len({run_name(*r) for r in runs}) == len(runs)
-    assert len(plan(["labeled_16"], [0], ablation=False)) == len(METHODS)
+    assert len(plan(CELLS[:1], [0], ablation=False)) == len(METHODS)
 
 
-def test_summary_is_mean_and_sample_std_over_seeds():
-    results = [{"method": "supervised", "split": "labeled_16", "miou": v, "pixel_accuracy": 0.5}
-               for v in (0.30, 0.32, 0.34)]
-    results.append({"method": "PseudoSeg", "split": "labeled_16", "miou": 0.4, "pixel_accuracy": 0.6})
-    table = summarize(results, ["labeled_16"])
-    assert "| supervised | 32.0 ± 2.0 (n=3) | 50.0 ± 0.0 (n=3) |" in table
-    assert "| PseudoSeg | 40.0 (n=1) | 60.0 (n=1) |" in table
-    assert "| PseudoSeg + image labels | - | - |" in table
+def _result(method, cell, seed, miou, quality=None):
+    return {"method": method, "cell": cell, "seed": seed, "miou": miou, "pixel_accuracy": 0.5,
+            "train_seconds": 10.0, "quality": quality or []}
+
+
+def test_summary_has_mean_std_paired_differences_and_quality():
+    windows = [{"step": s, "images": 8, "miou/decoder": 0.1 * s, "classifier_map": 0.5} for s in (1, 2)]
+    results = [_result("supervised", CELLS[0], s, v) for s, v in zip((0, 1, 2), (0.30, 0.32, 0.34))]
+    results += [_result("PseudoSeg", CELLS[0], s, v, windows) for s, v in zip((0, 1), (0.40, 0.31))]
+    table = summarize(results, CELLS[:1])
+    assert "| supervised | 32.0 ± 2.0 (n=3) |" in table
+    assert "| PseudoSeg | 35.5 ± 6.4 (n=2) |" in table
+    assert "| PseudoSeg − supervised | shapes/labeled_16 | +4.5 | 0: +10.0, 1: -1.0 | 1/2 |" in table
+    assert "| PseudoSeg | shapes/labeled_16 | 20.0 | - | - | - | - | 50.0 |" in table  # the last window
+    curve = quality_over_training(results, "PseudoSeg", CELLS[0], every=1)
+    assert "| 1 | 10.0 |" in curve and "| 2 | 20.0 |" in curve

@@ -1,5 +1,7 @@
-"""The main job: on a dataset the project generates, train the supervised baseline and PseudoSeg with the same
-labeled images and schedule, evaluate both on the val split, and print a small mIoU table.
+"""The main job: on a dataset the project generates, train the supervised baseline and PseudoSeg from the same
+pretrained backbone (the ImageNet analog, `./run.sh pretrain`, cached after the first run) with the same labeled
+images and schedule, evaluate both on the val split, and print a small mIoU table with the PseudoSeg run's
+pseudo-label quality and calibration.
 
   ./run.sh [--config=configs/demo.json] [--workdir=runs/demo] [--training_number_of_steps=N] [--train_split=...]
 """
@@ -17,6 +19,7 @@ flags.DEFINE_string("workdir", os.path.join(ROOT, "runs", "demo"), "data, checkp
 flags.DEFINE_integer("training_number_of_steps", None, "override the config's step count")
 flags.DEFINE_string("train_split", None, "override the labeled split (labeled_16 or labeled_64)")
 flags.DEFINE_integer("seed", 0, "data-generation and training seed")
+flags.DEFINE_string("pretrain_dir", os.path.join(ROOT, "runs", "pretrain"), "the pretrained backbone's cache")
 FLAGS = flags.FLAGS
 
 
@@ -32,11 +35,16 @@ def main(argv):
     from wss_tf.config import TrainConfig
     from wss_tf.data.synthetic import generate
     from wss_tf.generated_run import train_and_evaluate
+    from wss_tf.pretraining import PretrainConfig, pretrain
+    from wss_tf.pseudo_label_quality import format_summary
 
     started = time.time()
     data = generate(os.path.join(FLAGS.workdir, "data"), seed=FLAGS.seed)
     logging.info("dataset: %s (%s)", data.output_dir, ", ".join(f"{k} {v}" for k, v in data.split_sizes.items()))
-    settings.update(dataset_dir=data.output_dir, seed=FLAGS.seed)
+    logging.info("=== the pretrained backbone (ImageNet analog; cached in %s)", FLAGS.pretrain_dir)
+    backbone = pretrain(PretrainConfig(model_variant=settings["model_variant"]), FLAGS.pretrain_dir,
+                        log=logging.info)
+    settings.update(dataset_dir=data.output_dir, seed=FLAGS.seed, tf_initial_checkpoint=backbone.checkpoint)
     if FLAGS.training_number_of_steps:
         settings["training_number_of_steps"] = FLAGS.training_number_of_steps
     if FLAGS.train_split:
@@ -68,6 +76,10 @@ def main(argv):
           f"{settings['train_split']}, {settings['training_number_of_steps']} steps")
     for name, result, seconds in rows:
         print(f"{name:22s} {100 * result['miou']:8.1f}% {100 * result['pixel_accuracy']:9.1f}% {seconds:10.0f}s")
+    quality = rows[1][1]["quality"]
+    if quality:
+        print(f"\nPseudoSeg's pseudo labels during its last {quality[-1]['images']} unlabeled images (step "
+              f"{quality[-1]['step']}; known pool masks):\n  {format_summary(quality[-1])}")
     print(f"\npseudo labels of the PseudoSeg model ({calibration['images']} unlabeled-pool images, known masks; "
           f"{report_dir}/reliability.png)")
     print(f"{'source':28s} {'pixel acc':>9s} {'mean conf':>10s} {'ECE':>7s}")
