@@ -32,7 +32,7 @@ class PretrainConfig:
     image_size: int = 72  # corpus images; training takes random crops of crop_size and flips
     crop_size: int = 64
     batch_size: int = 32
-    steps: int = 1500
+    steps: int = 3000
     base_learning_rate: float = 0.05  # poly (power 0.9) to 0
     momentum: float = 0.9
     weight_decay: float = 4e-5

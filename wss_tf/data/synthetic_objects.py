@@ -67,7 +67,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from wss_tf.data.synthetic import GeneratedDataset
 
 # Bump when the pictures change, so existing generated datasets are rebuilt.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 DATASET_NAME = "synthetic_objects"
 CLASS_NAMES = ("background", "house", "tree", "car", "mushroom", "fish", "flower", "lamp")
 # Drawn only by render_object, as classes len(CLASS_NAMES) + j.
@@ -140,7 +140,7 @@ class Style:
     uniformly from [low, high); object_area is drawn log-uniformly."""
 
     objects: tuple[int, int] = (2, 7)
-    object_area: tuple[float, float] = (0.025, 0.14)  # one object's area before occlusion, fraction of the image
+    object_area: tuple[float, float] = (0.04, 0.2)  # one object's area before occlusion, fraction of the image
     clutter: tuple[int, int] = (3, 10)  # background shapes under the objects
     class_look_probability: float = 0.8  # objects wearing their class's look (else random materials)
     clutter_resembled_look: float = 0.5  # clutter wearing the look of a part it resembles
@@ -596,7 +596,7 @@ def _tiles(rng: np.random.Generator, height: int, width: int, material) -> np.nd
     v = (-xx * math.sin(theta) + yy * math.cos(theta)) / size + rng.uniform(0, 1)
     i, j = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
     cell_hash = (i * 73856093) ^ (j * 19349663)
-    second = (i + j) % 2 == 1 if rng.uniform() < 0.6 else (cell_hash >> 3) % 2 == 1
+    second = (i + j) % 2 == 1 if rng.uniform() < 0.3 else (cell_hash >> 3) % 2 == 1
     shade = 0.85 + 0.3 * ((cell_hash >> 5) % 97 / 96.0)
     floor = np.where(second[..., None], c2, c1) * shade[..., None].astype(np.float32)
     grout = 1.2 / size
