@@ -78,8 +78,8 @@ def main(argv):
         print(f"{name:22s} {100 * result['miou']:8.1f}% {100 * result['pixel_accuracy']:9.1f}% {seconds:10.0f}s")
     quality = rows[1][1]["quality"]
     if quality:
-        print(f"\nPseudoSeg's pseudo labels during its last {quality[-1]['images']} unlabeled images (step "
-              f"{quality[-1]['step']}; known pool masks):\n  {format_summary(quality[-1])}")
+        print(f"\nPseudoSeg's pseudo labels on its last {quality[-1]['images']} unlabeled training crops (to step "
+              f"{quality[-1]['step']}), against the pool's masks:\n  {format_summary(quality[-1])}")
     print(f"\npseudo labels of the PseudoSeg model ({calibration['images']} unlabeled-pool images, known masks; "
           f"{report_dir}/reliability.png)")
     print(f"{'source':28s} {'pixel acc':>9s} {'mean conf':>10s} {'ECE':>7s}")

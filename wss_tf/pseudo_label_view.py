@@ -22,7 +22,6 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw, ImageFont
 
-from wss_tf.cam import class_activation_map
 from wss_tf.cli import find_run_config
 from wss_tf.colormap import colorize_array
 from wss_tf.config import TrainConfig
@@ -86,21 +85,19 @@ def preserved_batch_norm_statistics(model):
 
 
 class _SegmenterView:
-    """What `make_pseudo_label` sees as `model.segmenter`: the real segmenter, its decoder pass in the mode asked
-    for, and the end points of its inference-mode backbone pass kept for the CAM."""
+    """What `make_pseudo_label` sees as `model.segmenter`: the real segmenter with its decoder pass in the mode
+    asked for."""
 
     def __init__(self, segmenter, decoder_training: bool):
         self._segmenter = segmenter
         self._decoder_training = decoder_training
-        self.end_points = None
 
     def __call__(self, images, training):
         del training  # the official pass is training=True; decoder_mode="inference" overrides it
         return self._segmenter(images, training=self._decoder_training)
 
     def backbone(self, images, training):
-        self.end_points = self._segmenter.backbone(images, training=training)
-        return self.end_points
+        return self._segmenter.backbone(images, training=training)
 
 
 class PseudoLabelInspector:
@@ -141,12 +138,10 @@ class PseudoLabelInspector:
                "fused": fuse(decoder, sgc, config.pseudo_label()), "valid": valid_grid}
         num_classes = decoder.shape[-1]
         out["pseudo_label"] = target if target.dtype.is_floating else tf.one_hot(target, num_classes)
-        if segmenter.end_points is not None:  # the same deterministic head and CAM as inside make_pseudo_label
-            features = segmenter.end_points[model.final_end_point]
-            cls_logits, kernel = model.head(features, training=False)
-            labels = cls_label if config.weakly else tf.cast(tf.sigmoid(cls_logits) >= 0.5, tf.float32)
+        if "cam" in sources:  # what make_pseudo_label fused: its CAM and the image-level labels behind it
+            labels = cls_label if config.weakly else tf.cast(tf.sigmoid(sources["cls_logits"]) >= 0.5, tf.float32)
             out["image_labels"] = tf.cast(labels, tf.float32)
-            out["cam"] = class_activation_map(features, kernel, labels)
+            out["cam"] = sources["cam"]
         return {k: v for k, v in out.items() if v is not None}
 
     def __call__(self, images, valid, cls_label=None) -> dict:

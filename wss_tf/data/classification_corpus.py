@@ -66,7 +66,8 @@ def generate_corpus(output_dir: str, *, seed: int = 0, images_per_class: int = 2
     """
     classes = corpus_classes()
     parameters = {"version": CORPUS_VERSION, "seed": int(seed), "images_per_class": int(images_per_class),
-                  "image_size": int(image_size), "classes": [c[0] for c in classes]}
+                  "image_size": int(image_size), "classes": [c[0] for c in classes],
+                  "generators": {name: module.GENERATOR_VERSION for name, module in families()}}
     manifest_path = os.path.join(output_dir, MANIFEST_FILE)
     if os.path.exists(manifest_path):
         with open(manifest_path) as f:
