@@ -109,3 +109,7 @@ def test_calibration_report_end_to_end(toy_dataset, tmp_path, capsys):
     assert set(saved["fused_lower_ece_than"]) == {"decoder", "sgc"} and report["sources"] == saved["sources"]
     table = capsys.readouterr().out
     assert "fused (before sharpening)" in table and "ECE" in table
+    # mIoU of each source's argmax against the masks and the classifier's mAP
+    assert set(saved["quality"]) == {"miou/decoder", "miou/cam", "miou/sgc", "miou/pseudo_label", "classifier_map",
+                                     "classifier_map_chance"}
+    assert all(0 <= v <= 1 for v in saved["quality"].values()) and "pseudo-label mIoU decoder" in table

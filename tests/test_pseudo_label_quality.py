@@ -47,8 +47,9 @@ def test_window_summarizes_and_resets():
                     quality.CLASSIFIER_SCORES: np.array([[0.9], [0.1]]),
                     quality.CLASSIFIER_TRUTH: np.array([[1.0], [0.0]])})
     summary = window.summary()
-    assert summary == {"miou/sgc": 1.0, "classifier_map": 1.0} and window.images == 4
-    assert "sgc 100.0" in quality.format_summary(summary) and "classifier mAP 100.0" in quality.format_summary(summary)
+    assert summary == {"miou/sgc": 1.0, "classifier_map": 1.0, "classifier_map_chance": 0.5} and window.images == 4
+    assert "sgc 100.0" in quality.format_summary(summary)
+    assert "classifier mAP 100.0 (chance 50.0)" in quality.format_summary(summary)
     window.reset()
     assert window.summary() == {}
 

@@ -27,6 +27,6 @@ def test_summary_has_mean_std_paired_differences_and_quality():
     assert "| supervised | 32.0 ± 2.0 (n=3) |" in table
     assert "| PseudoSeg | 35.5 ± 6.4 (n=2) |" in table
     assert "| PseudoSeg − supervised | shapes/labeled_16 | +4.5 | 0: +10.0, 1: -1.0 | 1/2 |" in table
-    assert "| PseudoSeg | shapes/labeled_16 | 20.0 | - | - | - | - | 50.0 |" in table  # the last window
+    assert "| PseudoSeg | shapes/labeled_16 | 20.0 | - | - | - | - | 50.0 | - |" in table  # the last window
     curve = quality_over_training(results, "PseudoSeg", CELLS[0], every=1)
     assert "| 1 | 10.0 |" in curve and "| 2 | 20.0 |" in curve

@@ -238,6 +238,13 @@ def test_batch_norm_reestimation_after_the_last_step_once(toy_dataset, tmp_path)
 
     plain = Trainer(toy_config(toy_dataset, tmp_path / "plain", training_number_of_steps=2))
     plain.run()
+    # each progress line closes a pseudo-label quality window: one line per logged step, every source's mIoU
+    with open(tmp_path / "plain" / "pseudo_label_quality.jsonl") as f:
+        windows = [json.loads(line) for line in f]
+    assert [w["step"] for w in windows] == [1, 2] and all(w["images"] == 2 for w in windows)
+    assert {"miou/decoder", "miou/cam", "miou/sgc", "miou/pseudo_label", "miou/strong", "classifier_map"} <= set(
+        windows[-1]) and all(0 <= windows[-1][k] <= 1 for k in windows[-1] if "/" in k)
+    assert plain.last_quality == {k: v for k, v in windows[-1].items() if k not in ("step", "images")}
     config = toy_config(toy_dataset, tmp_path / "bn", training_number_of_steps=2, bn_reestimation_batches=3)
     trainer = Trainer(config)
     trainer.run()

@@ -26,6 +26,7 @@ from typing import Optional
 import numpy as np
 from absl import app, flags, logging
 
+from wss_tf import pseudo_label_quality as quality
 from wss_tf.cli import define_model_flags
 
 REPORT_FILE = "calibration.json"
@@ -133,10 +134,13 @@ def calibration_report(settings: CalibrationSettings, model_config) -> dict:
                  "from the masks (weakly)" if settings.weakly else "predicted (sigmoid >= 0.5)")
 
     reliabilities, pixels = {}, {}
+    window = quality.QualityWindow()  # mIoU of each source's argmax, classifier mAP
     images = 0
     start = last_log = time.time()
     for batch in dataset:
         sources = inspector(batch["image"], batch["valid"], batch.get("cls_label"))
+        window.add({k: v.numpy() for k, v in quality.inspector_tallies(
+            sources, batch["label"], info.num_classes, info.ignore_label).items()})
         statistics = source_statistics(sources, batch["label"], info.ignore_label)
         known = statistics.pop("known").numpy()
         for name, (confidence, correct) in statistics.items():
@@ -161,7 +165,7 @@ def calibration_report(settings: CalibrationSettings, model_config) -> dict:
               "weakly": settings.weakly, "temperature": config.temperature, "logit_norm": config.logit_norm,
               "pseudo_src": config.pseudo_src, "resolution": "logits grid (1/4)",
               "sources": {k: v.to_dict() for k, v in reliabilities.items()},
-              "fused_lower_ece_than": comparison}
+              "fused_lower_ece_than": comparison, "quality": window.summary()}
     with open(os.path.join(settings.report_dir, REPORT_FILE), "w") as f:
         json.dump(report, f, indent=2)
     plot_reliability(reliabilities, os.path.join(settings.report_dir, PLOT_FILE),
@@ -173,6 +177,7 @@ def calibration_report(settings: CalibrationSettings, model_config) -> dict:
     logging.info("calibration over %d images, %d labelled pixels at the logits grid (%.1fs):", images,
                  reliabilities["decoder"].total, time.time() - start)
     print(format_table(reliabilities), flush=True)
+    print(quality.format_summary(report["quality"]) + " (argmax against the masks, logits grid)", flush=True)
     fused = reliabilities["fused"].ece
     for name, better in comparison.items():
         logging.info("fused ECE %.4f %s %s ECE %.4f: on this data the fused label is %s calibrated than the %s",

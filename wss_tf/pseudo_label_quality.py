@@ -44,6 +44,26 @@ def confusions(class_maps: dict, truth, known, num_classes: int) -> dict:
         for name, prediction in class_maps.items()}
 
 
+def inspector_tallies(sources: dict, label, num_classes: int, ignore_label: int = 255) -> dict:
+    """The step's tallies from `PseudoLabelInspector` outputs (unaugmented images, after training): confusions of
+    the decoder, CAM, SGC and pseudo label at the logits grid over known, non-padding pixels, and the classifier's
+    scores against the masks' image-level labels."""
+    from wss_tf.cam import nearest_resize
+
+    grid = tf.shape(sources["decoder"])[1:3]
+    truth = nearest_resize(tf.cast(label, tf.int32), grid)[..., 0]
+    known = (truth != ignore_label) & (sources["valid"][..., 0] > 0)
+    class_maps = {"decoder": tf.argmax(sources["decoder"], -1), "pseudo_label": tf.argmax(sources["pseudo_label"], -1)}
+    tallies = {}
+    if "sgc" in sources:
+        class_maps["sgc"] = tf.argmax(sources["sgc"], -1)
+        class_maps["cam"] = tf.argmax(cam_class_map_logits(sources["cam"], grid), -1)
+        tallies[CLASSIFIER_SCORES] = sources["cls_scores"]
+        tallies[CLASSIFIER_TRUTH] = image_labels_from_mask(label, num_classes)
+    tallies.update(confusions(class_maps, truth, known, num_classes))
+    return tallies
+
+
 def image_labels_from_mask(label, num_classes: int):
     """[B, K] float: which foreground classes 1..K occur in each mask (255 and 0 ignored)."""
     ids = tf.reshape(tf.cast(label, tf.int32), [tf.shape(label)[0], -1])
@@ -99,17 +119,22 @@ class QualityWindow:
         """{"miou/<source>": ..., "classifier_map": ...} for what the window saw (empty if nothing)."""
         out = {f"miou/{name}": miou(c) for name, c in self.confusion.items() if np.sum(c) > 0}
         if self.scores:
-            aps = average_precision(np.concatenate(self.scores), np.concatenate(self.truth))
+            truth = np.concatenate(self.truth)
+            aps = average_precision(np.concatenate(self.scores), truth)
             if np.isfinite(aps).any():
                 out["classifier_map"] = float(np.nanmean(aps))
+                # A classifier scoring at random ranks positives anywhere: its expected AP is the class prevalence.
+                out["classifier_map_chance"] = float(np.mean(truth.mean(0)[np.isfinite(aps)]))
         return out
 
 
 def format_summary(summary: dict) -> str:
-    """One line: 'pseudo-label mIoU decoder 41.2 cam 30.1 sgc 35.0 fused 43.3 | classifier mAP 81.0'."""
+    """One line: 'pseudo-label mIoU decoder 41.2 cam 30.1 ... | classifier mAP 81.0 (chance 45.0)'."""
     titles = {"pseudo_label": "fused"}
     parts = [f"{titles.get(s, s)} {100 * summary[f'miou/{s}']:.1f}" for s in SOURCES if f"miou/{s}" in summary]
     text = ("pseudo-label mIoU " + " ".join(parts)) if parts else ""
     if "classifier_map" in summary:
         text += f"{' | ' if text else ''}classifier mAP {100 * summary['classifier_map']:.1f}"
+        if "classifier_map_chance" in summary:
+            text += f" (chance {100 * summary['classifier_map_chance']:.1f})"
     return text

@@ -109,6 +109,7 @@ class PseudoLabelInspector:
       sgc           SGC logits resized to the logits grid [B,h,w,C] (None without attention)
       cam           CAM of the final feature [B,h',w',K] for the image-level labels used (None without attention)
       image_labels  those labels [B,K]: predicted (sigmoid >= 0.5), or the ground truth's with weakly=True
+      cls_scores    the inference-mode classifier's sigmoid scores [B,K] (None without attention)
       fused         calibrated probabilities before sharpening [B,h,w,C]
       pseudo_label  the training target: sharpened probabilities (one-hot with soft_pseudo_label=False) [B,h,w,C]
       valid         the valid mask at the logits grid [B,h,w,1]
@@ -141,6 +142,7 @@ class PseudoLabelInspector:
         if "cam" in sources:  # what make_pseudo_label fused: its CAM and the image-level labels behind it
             labels = cls_label if config.weakly else tf.cast(tf.sigmoid(sources["cls_logits"]) >= 0.5, tf.float32)
             out["image_labels"] = tf.cast(labels, tf.float32)
+            out["cls_scores"] = tf.sigmoid(sources["cls_logits"])
             out["cam"] = sources["cam"]
         return {k: v for k, v in out.items() if v is not None}
 

@@ -44,8 +44,9 @@ ABLATION = {
 COMPARISONS = (("PseudoSeg", "supervised"), ("PseudoSeg + image labels", "supervised"),
                ("PseudoSeg + image labels", "PseudoSeg"), ("PseudoSeg", "pseudo label: decoder only"),
                ("PseudoSeg", "pseudo label: SGC only"))
-QUALITY_KEYS = ("miou/decoder", "miou/cam", "miou/sgc", "miou/pseudo_label", "miou/strong", "classifier_map")
-QUALITY_TITLES = ("decoder", "CAM", "SGC", "fused", "strong view", "classifier mAP")
+QUALITY_KEYS = ("miou/decoder", "miou/cam", "miou/sgc", "miou/pseudo_label", "miou/strong", "classifier_map",
+                "classifier_map_chance")
+QUALITY_TITLES = ("decoder", "CAM", "SGC", "fused", "strong view", "classifier mAP", "mAP at chance")
 
 
 def datasets():
