@@ -23,16 +23,28 @@ def quality_curve(logdir: str) -> list[dict]:
     return [by_step[s] for s in sorted(by_step)]
 
 
-def train_and_evaluate(config, strategy, data) -> tuple[dict, float]:
+def train_and_evaluate(config, strategy, data, *, bn_reestimation_batches: int = 0) -> tuple[dict, float]:
     """Trains `config` (resuming if its logdir has checkpoints), then scores the last weights on `data`'s val
     split (a synthetic.GeneratedDataset). Returns (evaluation result with the run's pseudo-label quality curve
-    under "quality", training seconds)."""
+    under "quality", training seconds).
+
+    With `bn_reestimation_batches`, the result also holds under "bn_reestimated" the scores of the same weights
+    after re-estimating the batch-norm statistics over that many passes on the run's training crops (in memory:
+    the checkpoint keeps the run's own statistics)."""
     started = time.time()
     trainer = Trainer(config, strategy)
     trainer.run()
     seconds = time.time() - started
     stream = pipeline.StreamConfig(data.output_dir, "val", data.num_classes, batch_size=8)
-    val = pipeline.eval_dataset(stream, data.eval_crop, trainer.model.spec.mean_pixel)
-    result = evaluate(trainer.model, val, data.num_classes, list(data.class_names))
+
+    def score():
+        val = pipeline.eval_dataset(stream, data.eval_crop, trainer.model.spec.mean_pixel)
+        return evaluate(trainer.model, val, data.num_classes, list(data.class_names))
+
+    result = score()
     result["quality"] = quality_curve(config.train_logdir)
+    if bn_reestimation_batches > 0:
+        trainer.reestimate_batch_norm(bn_reestimation_batches)
+        reestimated = score()
+        result["bn_reestimated"] = {k: reestimated[k] for k in ("miou", "pixel_accuracy", "per_class_iou")}
     return result, seconds

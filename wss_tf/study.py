@@ -28,6 +28,8 @@ flags.DEFINE_list("cells", ["shapes/labeled_16", "objects/labeled_16", "shapes/l
                   "dataset/labeled split cells; the ablation runs on the first")
 flags.DEFINE_bool("ablation", True, "also decoder-only and SGC-only pseudo labels on the first cell")
 flags.DEFINE_integer("training_number_of_steps", None, "override the config's step count")
+flags.DEFINE_integer("bn_reestimation_batches", 50, "also score every run after re-estimating its batch-norm "
+                     "statistics over this many passes on its own training crops (in memory); 0: off")
 FLAGS = flags.FLAGS
 
 # name -> (train mode, settings over the shared config)
@@ -74,7 +76,7 @@ def run_name(method: str, cell: str, seed: int) -> str:
 
 
 def _values(results, method, cell, key="miou"):
-    return {r["seed"]: r[key] for r in results if r["method"] == method and r["cell"] == cell}
+    return {r["seed"]: r[key] for r in results if r["method"] == method and r["cell"] == cell and key in r}
 
 
 def _mean_std(values) -> str:
@@ -84,21 +86,19 @@ def _mean_std(values) -> str:
     return f"{100 * np.mean(values):.1f}{std} (n={len(values)})"
 
 
-def summarize(results: list[dict], cells) -> str:
-    """Markdown: val mIoU per method and cell, paired differences per seed, pseudo-label quality, times."""
+def _score_tables(results, cells, key: str, title: str) -> list[str]:
     methods = list(METHODS) + list(ABLATION)
-    lines = ["val mIoU (%), mean ± sample std over seeds", "",
+    lines = [f"{title}: val mIoU (%), mean ± sample std over seeds", "",
              "| method | " + " | ".join(cells) + " |", "|" + "---|" * (1 + len(cells))]
     for method in methods:
-        cells_text = [_mean_std(list(_values(results, method, c).values())) for c in cells]
+        cells_text = [_mean_std(list(_values(results, method, c, key).values())) for c in cells]
         if any(t != "-" for t in cells_text):
             lines.append(f"| {method} | " + " | ".join(cells_text) + " |")
-
-    lines += ["", "paired differences in val mIoU (points; per seed, same seed = same initial head weights and "
-              "data order)", "", "| difference | cell | mean | per seed | wins |", "|---|---|---|---|---|"]
+    lines += ["", f"{title}: paired differences in val mIoU (points; a seed fixes the initial head weights, dropout "
+              "and data order)", "", "| difference | cell | mean | per seed | wins |", "|---|---|---|---|---|"]
     for method, reference in COMPARISONS:
         for cell in cells:
-            a, b = _values(results, method, cell), _values(results, reference, cell)
+            a, b = _values(results, method, cell, key), _values(results, reference, cell, key)
             seeds = sorted(set(a) & set(b))
             if not seeds:
                 continue
@@ -107,6 +107,16 @@ def summarize(results: list[dict], cells) -> str:
             wins = sum(d > 0 for d in diffs)
             lines.append(f"| {method} − {reference} | {cell} | {np.mean(diffs):+.1f} | {per_seed} | "
                          f"{wins}/{len(seeds)} |")
+    return lines
+
+
+def summarize(results: list[dict], cells) -> str:
+    """Markdown: val mIoU per method and cell and paired differences per seed (as trained, and with re-estimated
+    batch-norm statistics where scored), pseudo-label quality, times."""
+    methods = list(METHODS) + list(ABLATION)
+    lines = _score_tables(results, cells, "miou", "as trained")
+    if any("miou_bn" in r for r in results):
+        lines += [""] + _score_tables(results, cells, "miou_bn", "batch-norm statistics re-estimated")
 
     lines += ["", "pseudo-label quality in the last progress window of training (mIoU % of each source against the "
               "unlabeled pool's masks, classifier mAP %; mean over seeds)", "",
@@ -150,6 +160,13 @@ def quality_over_training(results: list[dict], method: str, cell: str, every: in
     return "\n".join(lines)
 
 
+def _write_results(path: str, results: list[dict]) -> None:
+    """The whole results file, replaced atomically (a record may have gained a score)."""
+    with open(path + ".incomplete", "w") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in results))
+    os.replace(path + ".incomplete", path)
+
+
 def main(argv):
     del argv
     logging.set_verbosity(logging.INFO)
@@ -178,11 +195,11 @@ def main(argv):
     if os.path.exists(results_path):
         with open(results_path) as f:
             results = [json.loads(line) for line in f if line.strip()]
-    done = {r["run"] for r in results}
+    done = {r["run"]: r for r in results}
     runs = plan(cells, [int(s) for s in FLAGS.seeds], FLAGS.ablation)
     for index, (method, cell, seed) in enumerate(runs):
         name = run_name(method, cell, seed)
-        if name in done:
+        if name in done and ("miou_bn" in done[name] or FLAGS.bn_reestimation_batches <= 0):
             continue
         dataset, split = cell.split("/")
         mode, changes = {**METHODS, **ABLATION}[method]
@@ -192,16 +209,23 @@ def main(argv):
             "train_logdir": os.path.join(FLAGS.workdir, "runs", name)})
         logging.info("=== run %d/%d: %s on %s, seed %d (%s)", index + 1, len(runs), method, cell, seed,
                      config.train_logdir)
-        result, seconds = train_and_evaluate(config, strategy, data[dataset])
-        record = {"run": name, "method": method, "cell": cell, "dataset": dataset, "split": split, "seed": seed,
-                  "miou": result["miou"], "pixel_accuracy": result["pixel_accuracy"],
-                  "per_class_iou": result["per_class_iou"], "quality": result["quality"],
-                  "train_seconds": seconds, "steps": config.training_number_of_steps}
-        with open(results_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-        results.append(record)
-        logging.info("%s on %s, seed %d: val mIoU %.1f%%, pixel acc %.1f%% (%.0fs)", method, cell, seed,
-                     100 * result["miou"], 100 * result["pixel_accuracy"], seconds)
+        result, seconds = train_and_evaluate(config, strategy, data[dataset],
+                                             bn_reestimation_batches=FLAGS.bn_reestimation_batches)
+        record = done.get(name) or {
+            "run": name, "method": method, "cell": cell, "dataset": dataset, "split": split, "seed": seed,
+            "miou": result["miou"], "pixel_accuracy": result["pixel_accuracy"],
+            "per_class_iou": result["per_class_iou"], "quality": result["quality"],
+            "train_seconds": seconds, "steps": config.training_number_of_steps}
+        if "bn_reestimated" in result:  # a finished run scored earlier gets this score added
+            record.update(miou_bn=result["bn_reestimated"]["miou"],
+                          pixel_accuracy_bn=result["bn_reestimated"]["pixel_accuracy"])
+        if name not in done:
+            results.append(record)
+        _write_results(results_path, results)
+        logging.info("%s on %s, seed %d: val mIoU %.1f%%, pixel acc %.1f%% (%.0fs)%s", method, cell, seed,
+                     100 * record["miou"], 100 * record["pixel_accuracy"], record["train_seconds"],
+                     f"; batch-norm statistics re-estimated: {100 * record['miou_bn']:.1f}%"
+                     if "miou_bn" in record else "")
     text = "\n\n".join(t for t in [summarize(results, cells)] + [
         quality_over_training(results, m, cells[0]) for m in ("PseudoSeg", "PseudoSeg + image labels")] if t)
     header = (f"{settings['training_number_of_steps']} steps per run ({FLAGS.config}), from the pretrained backbone "

@@ -314,6 +314,15 @@ class Trainer:
         count = self.config.bn_reestimation_batches
         if count <= 0 or bool(self.bn_reestimated.numpy()):
             return
+        self.reestimate_batch_norm(count, drawn)
+        self.bn_reestimated.assign(True)
+        self.save()
+
+    def reestimate_batch_norm(self, count: int, drawn: int | None = None) -> int:
+        """Sets the moving statistics of the segmenter's batch norms to their average over `count` training-mode
+        passes on the run's training crops from stream position `drawn` (default: where training stopped), in
+        memory (the caller saves if it wants to). Returns the number of passes."""
+        drawn = self.step + int(self.skipped.numpy()) if drawn is None else drawn
         layers = bn_stats.moving_statistics_layers(self.model.segmenter)
         labeled, second = self.datasets(drawn)
         labeled_it = iter(labeled)
@@ -332,10 +341,9 @@ class Trainer:
 
         started = time.time()
         passes = bn_stats.reestimate(layers, forward, batches())
-        self.bn_reestimated.assign(True)
         logging.info("re-estimated the moving statistics of %d batch norms over %d training-mode passes (%.0fs)",
                      len(layers), passes, time.time() - started)
-        self.save()
+        return passes
 
     def _loop(self, last_step, sigterm, labeled_it, second_it, images_per_step) -> dict:
         """Steps until last_step or SIGTERM; the last step's scalars."""
