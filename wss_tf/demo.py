@@ -56,7 +56,9 @@ def main(argv):
                                         "train_logdir": os.path.join(FLAGS.workdir, f"{mode}_{settings['train_split']}")})
         logging.info("=== %s: %d steps on %s, logs in %s", name, config.training_number_of_steps,
                      config.train_split, config.train_logdir)
-        result, train_seconds = train_and_evaluate(config, strategy, data)
+        # Both runs are also scored after re-estimating their batch-norm statistics on their own training crops
+        # (in memory; the official evaluation, the first column, uses the moving averages training left).
+        result, train_seconds = train_and_evaluate(config, strategy, data, bn_reestimation_batches=50)
         with open(os.path.join(config.train_logdir, "val_result.json"), "w") as f:
             json.dump(result, f, indent=2)
         rows.append((name, result, train_seconds))
@@ -72,21 +74,23 @@ def main(argv):
                             max_images=256), TrainConfig.from_dict({**settings, "mode": "wss"}))
 
     print()
-    print(f"{'method':22s} {'val mIoU':>9s} {'pixel acc':>10s} {'train time':>11s}   labeled split: "
-          f"{settings['train_split']}, {settings['training_number_of_steps']} steps")
+    print(f"{'method':22s} {'val mIoU':>9s} {'pixel acc':>10s} {'BN re-estimated':>16s} {'train time':>11s}   "
+          f"labeled split: {settings['train_split']}, {settings['training_number_of_steps']} steps")
     for name, result, seconds in rows:
-        print(f"{name:22s} {100 * result['miou']:8.1f}% {100 * result['pixel_accuracy']:9.1f}% {seconds:10.0f}s")
+        print(f"{name:22s} {100 * result['miou']:8.1f}% {100 * result['pixel_accuracy']:9.1f}% "
+              f"{100 * result['bn_reestimated']['miou']:15.1f}% {seconds:10.0f}s")
     quality = rows[1][1]["quality"]
     if quality:
         print(f"\nPseudoSeg's pseudo labels on its last {quality[-1]['images']} unlabeled training crops (to step "
               f"{quality[-1]['step']}), against the pool's masks:\n  {format_summary(quality[-1])}")
     print(f"\npseudo labels of the PseudoSeg model ({calibration['images']} unlabeled-pool images, known masks; "
           f"{report_dir}/reliability.png)")
-    print(f"{'source':28s} {'pixel acc':>9s} {'mean conf':>10s} {'ECE':>7s}")
+    print(f"{'source':28s} {'mIoU':>6s} {'pixel acc':>9s} {'mean conf':>10s} {'ECE':>7s}")
     for name, source in calibration["sources"].items():
-        print(f"{SOURCE_TITLES.get(name, name):28s} {100 * source['accuracy']:8.1f}% "
-              f"{100 * source['mean_confidence']:9.1f}% "
-              f"{source['ece']:7.3f}")
+        miou = calibration["quality"].get(f"miou/{'pseudo_label' if name == 'fused' else name}")  # same argmax
+        print(f"{SOURCE_TITLES.get(name, name):28s} {100 * miou:5.1f}% {100 * source['accuracy']:8.1f}% "
+              f"{100 * source['mean_confidence']:9.1f}% {source['ece']:7.3f}")
+    print(f"  {format_summary(calibration['quality'])}")
     print(f"\ntotal {time.time() - started:.0f}s; per-class IoU in {FLAGS.workdir}/*/val_result.json; "
           f"TensorBoard: ./run.sh python -m tensorboard.main --logdir {FLAGS.workdir}")
 
