@@ -130,3 +130,14 @@ def test_color_jitter_stays_in_range_and_changes_the_image():
     image = tf.random.stateless_uniform((20, 20, 3), [1, 2])
     out = augment.color_jitter(image, AugmentConfig(), _seed(0)).numpy()
     assert out.min() >= 0 and out.max() <= 1 and np.abs(out - image.numpy()).mean() > 0.01
+
+
+def test_color_jitter_strength_scales_the_official_magnitudes():
+    from wss_tf.config import TrainConfig
+
+    official = TrainConfig().augment()
+    assert (official.brightness, official.contrast, official.saturation, official.hue) == (0.5, 0.5, 0.5, 0.25)
+    half = TrainConfig(color_jitter_strength=0.5).augment()
+    assert (half.brightness, half.contrast, half.saturation, half.hue) == (0.25, 0.25, 0.25, 0.125)
+    off = TrainConfig(color_jitter_strength=0.0).augment()
+    assert off.brightness == off.contrast == off.saturation == off.hue == 0.0

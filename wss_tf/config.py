@@ -37,6 +37,9 @@ class TrainConfig:
     scale_factor_step_size: float = 0.25
     strong_augmentation: str = "jitter_cutout"
     cutout_pad_size: int = 50  # official constant; scale it with the crop on small crops
+    # Scales the strong view's colour-jitter magnitudes (brightness 0.5, contrast 0.5, saturation 0.5, hue 0.25 at
+    # 1.0, the official constants); 0 leaves cutout alone.
+    color_jitter_strength: float = 1.0
     # optimisation
     train_logdir: str = ""
     training_number_of_steps: int = 30000
@@ -105,6 +108,8 @@ class TrainConfig:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.training_number_of_steps <= 0:
             raise ValueError("training_number_of_steps must be positive")
+        if not 0 <= self.color_jitter_strength <= 2:
+            raise ValueError(f"color_jitter_strength must lie in [0, 2], got {self.color_jitter_strength}")
         if self.bn_reestimation_batches < 0:
             raise ValueError(f"bn_reestimation_batches must be >= 0, got {self.bn_reestimation_batches}")
 
@@ -124,7 +129,9 @@ class TrainConfig:
             crop_size=tuple(self.train_crop_size), mean_pixel=get_spec(self.model_variant).mean_pixel,
             min_scale_factor=self.min_scale_factor, max_scale_factor=self.max_scale_factor,
             scale_factor_step_size=self.scale_factor_step_size, strong_augmentation=self.strong_augmentation,
-            cutout_pad_size=self.cutout_pad_size)
+            cutout_pad_size=self.cutout_pad_size, **{
+                name: getattr(AugmentConfig, name) * self.color_jitter_strength
+                for name in ("brightness", "contrast", "saturation", "hue")})
 
     def pseudo_label(self) -> PseudoLabelConfig:
         return PseudoLabelConfig(

@@ -74,6 +74,9 @@ def main(argv):
                             max_images=256), TrainConfig.from_dict({**settings, "mode": "wss"}))
 
     print()
+    print(f"pretrained backbone (ImageNet analog, both runs start from it): {100 * backbone.held_out_accuracy:.1f}% "
+          f"held-out accuracy over {backbone.num_classes} classes; pretraining {backbone.seconds:.0f}s"
+          f"{' (made by an earlier run, cached)' if backbone.reused else ''}\n")
     print(f"{'method':22s} {'val mIoU':>9s} {'pixel acc':>10s} {'BN re-estimated':>16s} {'train time':>11s}   "
           f"labeled split: {settings['train_split']}, {settings['training_number_of_steps']} steps")
     for name, result, seconds in rows:
