@@ -28,6 +28,7 @@ flags.DEFINE_list("cells", ["shapes/labeled_16", "objects/labeled_16", "shapes/l
                   "dataset/labeled split cells; the ablation runs on the first")
 flags.DEFINE_bool("ablation", True, "also decoder-only and SGC-only pseudo labels on the first cell")
 flags.DEFINE_integer("training_number_of_steps", None, "override the config's step count")
+flags.DEFINE_bool("summary_only", False, "print the tables of the runs finished so far (results.jsonl) and exit")
 flags.DEFINE_integer("bn_reestimation_batches", 50, "also score every run after re-estimating its batch-norm "
                      "statistics over this many passes on its own training crops (in memory); 0: off")
 FLAGS = flags.FLAGS
@@ -160,6 +161,11 @@ def quality_over_training(results: list[dict], method: str, cell: str, every: in
     return "\n".join(lines)
 
 
+def _report(results: list[dict], cells) -> str:
+    return "\n\n".join(t for t in [summarize(results, cells)] + [
+        quality_over_training(results, m, cells[0]) for m in ("PseudoSeg", "PseudoSeg + image labels")] if t)
+
+
 def _write_results(path: str, results: list[dict]) -> None:
     """The whole results file, replaced atomically (a record may have gained a score)."""
     with open(path + ".incomplete", "w") as f:
@@ -185,6 +191,11 @@ def main(argv):
     unknown = sorted({c.split("/")[0] for c in cells} - set(datasets()))
     if unknown:
         raise app.UsageError(f"unknown datasets {unknown} in --cells; known: {sorted(datasets())}")
+    if FLAGS.summary_only:
+        results_path = os.path.join(FLAGS.workdir, "results.jsonl")
+        with open(results_path) as f:
+            print(_report([json.loads(line) for line in f if line.strip()], cells))
+        return
     started = time.time()
     backbone = pretrain(PretrainConfig(model_variant=settings["model_variant"]), FLAGS.pretrain_dir,
                         log=logging.info)
@@ -226,8 +237,7 @@ def main(argv):
                      100 * record["miou"], 100 * record["pixel_accuracy"], record["train_seconds"],
                      f"; batch-norm statistics re-estimated: {100 * record['miou_bn']:.1f}%"
                      if "miou_bn" in record else "")
-    text = "\n\n".join(t for t in [summarize(results, cells)] + [
-        quality_over_training(results, m, cells[0]) for m in ("PseudoSeg", "PseudoSeg + image labels")] if t)
+    text = _report(results, cells)
     header = (f"{settings['training_number_of_steps']} steps per run ({FLAGS.config}), from the pretrained backbone "
               f"{backbone.checkpoint} (pretraining {backbone.seconds:.0f}s, held-out accuracy "
               f"{100 * backbone.held_out_accuracy:.1f}%)")
