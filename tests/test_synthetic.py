@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from wss_tf.data import generated
 from wss_tf.data import synthetic
 
 TINY = dict(num_train=12, num_val=6, labeled_sizes=(5, 8), image_size_range=(80, 112))
@@ -87,12 +88,12 @@ def test_splits(tiny):
 
 def test_subsets_are_random_but_deterministic():
     classes = [{1, 2, 3, 4, 5}] * 40
-    a = synthetic._choose_subsets(np.random.default_rng(0), classes, (4, 10))
-    b = synthetic._choose_subsets(np.random.default_rng(0), classes, (4, 10))
-    c = synthetic._choose_subsets(np.random.default_rng(1), classes, (4, 10))
+    a = generated.choose_subsets(np.random.default_rng(0), classes, (4, 10))
+    b = generated.choose_subsets(np.random.default_rng(0), classes, (4, 10))
+    c = generated.choose_subsets(np.random.default_rng(1), classes, (4, 10))
     assert a == b and a != c and set(a[4]) <= set(a[10])
     with pytest.raises(RuntimeError, match="every class"):
-        synthetic._choose_subsets(np.random.default_rng(0), [{1}] * 9 + [{2}], (1,))
+        generated.choose_subsets(np.random.default_rng(0), [{1}] * 9 + [{2}], (1,))
 
 
 def test_class_statistics(tiny):

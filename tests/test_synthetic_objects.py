@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from wss_tf.data import generated
 from wss_tf.data import synthetic_objects as so
 
 TINY = dict(num_train=12, num_val=3, labeled_sizes=(4, 8), image_size_range=(40, 56))
@@ -150,12 +151,12 @@ def test_voc_tree_and_splits(tiny):
 
 def test_subsets_are_random_but_deterministic():
     classes = [set(FOREGROUND)] * 40
-    a = so._choose_subsets(np.random.default_rng(0), classes, (4, 10))
-    b = so._choose_subsets(np.random.default_rng(0), classes, (4, 10))
-    c = so._choose_subsets(np.random.default_rng(1), classes, (4, 10))
+    a = generated.choose_subsets(np.random.default_rng(0), classes, (4, 10))
+    b = generated.choose_subsets(np.random.default_rng(0), classes, (4, 10))
+    c = generated.choose_subsets(np.random.default_rng(1), classes, (4, 10))
     assert a == b and a != c and set(a[4]) <= set(a[10])
     with pytest.raises(RuntimeError, match="every class"):
-        so._choose_subsets(np.random.default_rng(0), [{1}] * 9 + [{2}], (1,))
+        generated.choose_subsets(np.random.default_rng(0), [{1}] * 9 + [{2}], (1,))
 
 
 def test_records_read_back_by_the_eval_pipeline(tiny):

@@ -40,22 +40,21 @@ from __future__ import annotations
 
 import colorsys
 import dataclasses
-import json
 import math
 import os
-import shutil
 import time
 from typing import Optional, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from wss_tf.data import generated
+from wss_tf.data.generated import MANIFEST_FILE, RAW_DIR, SPLIT_STREAM, GeneratedDataset, image_id
+
 # Bump when the pictures change, so existing generated datasets are rebuilt.
 GENERATOR_VERSION = 2
 DATASET_NAME = "synthetic_shapes"
 CLASS_NAMES = ("background", "disc", "ring", "triangle", "star", "cross")
-MANIFEST_FILE = "synthetic_manifest.json"
-RAW_DIR = "raw"
 DEFAULT_NUM_TRAIN = 512
 DEFAULT_NUM_VAL = 100
 DEFAULT_LABELED_SIZES = (16, 64)
@@ -87,31 +86,6 @@ EXTRA_LOOKS = (
     ("stripes", (0.0, 0.0, 0.1), (0.14, 0.85, 0.95)),  # arrow: black and yellow stripes
 )
 _EXTRA_SIZE_FACTOR = (0.9, 1.2, 1.0, 1.2)
-_SPLIT_STREAM = {"train": 1, "val": 2, "subsets": 3}
-
-
-@dataclasses.dataclass(frozen=True)
-class GeneratedDataset:
-    output_dir: str  # records and dataset_info.json; raw files under output_dir/raw
-    class_names: tuple[str, ...]
-    split_sizes: dict  # split name -> number of images
-    records: dict  # split name -> tfrecord shard paths
-    eval_crop: tuple[int, int]
-    train_pixel_fractions: dict  # class name -> fraction of the training pool's pixels
-    reused: bool = False  # True when an existing complete dataset with the same parameters was kept
-    dataset_name: str = DATASET_NAME
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def split_names(self) -> tuple[str, ...]:
-        return tuple(self.split_sizes)
-
-    @property
-    def raw_dir(self) -> str:
-        return os.path.join(self.output_dir, RAW_DIR)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -453,7 +427,7 @@ def render_object(rng: np.random.Generator, cls: int, height: int, width: int) -
 def sample(seed: int, split: str, index: int, image_size_range: Sequence[int] = DEFAULT_IMAGE_SIZE_RANGE,
            style: Style = Style()) -> tuple[np.ndarray, np.ndarray]:
     """Image `index` of `split` ("train" | "val") for `seed`: (uint8 RGB [H, W, 3], uint8 class ids [H, W])."""
-    rng = np.random.default_rng([int(seed), _SPLIT_STREAM[split], int(index)])
+    rng = np.random.default_rng([int(seed), SPLIT_STREAM[split], int(index)])
     lo, hi = image_size_range
     height, width = (int(v) for v in rng.integers(lo, hi + 1, 2))
     return render(rng, height, width, style)
@@ -461,10 +435,6 @@ def sample(seed: int, split: str, index: int, image_size_range: Sequence[int] = 
 
 # ----------------------------------------------------------------------------------------------------------------
 # The dataset on disk.
-
-
-def image_id(split: str, index: int) -> str:
-    return f"{split}_{index:05d}"
 
 
 def eval_crop_for(image_size_range: Sequence[int]) -> tuple[int, int]:
@@ -475,102 +445,24 @@ def eval_crop_for(image_size_range: Sequence[int]) -> tuple[int, int]:
     return side, side
 
 
-def _choose_subsets(rng: np.random.Generator, classes_per_image: list[set], sizes: Sequence[int]) -> dict:
-    """Nested random subsets of the pool (by index), each holding every foreground class."""
-    n = len(classes_per_image)
-    everything = set().union(*classes_per_image) if classes_per_image else set()
-    smallest = min(sizes)
-    for _attempt in range(1000):
-        order = rng.permutation(n)
-        if set().union(*(classes_per_image[i] for i in order[:smallest])) >= everything:
-            break
-    else:
-        raise RuntimeError(f"no random subset of {smallest} training images holds every class; use larger subsets")
-    return {size: sorted(int(i) for i in order[:size]) for size in sizes}
-
-
-def _parameters(seed, num_train, num_val, labeled_sizes, image_size_range, num_shards) -> dict:
-    return {"generator_version": GENERATOR_VERSION, "dataset_name": DATASET_NAME, "class_names": list(CLASS_NAMES),
-            "seed": int(seed), "num_train": int(num_train), "num_val": int(num_val),
-            "labeled_sizes": [int(s) for s in labeled_sizes],
-            "image_size_range": [int(v) for v in image_size_range], "num_shards": int(num_shards)}
-
-
-def _load_complete(output_dir: str, parameters: dict) -> Optional[GeneratedDataset]:
-    """The dataset already in output_dir if its manifest matches `parameters` and all its files are there."""
-    path = os.path.join(output_dir, MANIFEST_FILE)
-    try:
-        with open(path) as f:
-            manifest = json.load(f)
-    except (OSError, ValueError):
-        return None
-    if manifest.get("parameters") != parameters:
-        return None
-    records = {split: [os.path.join(output_dir, p) for p in paths] for split, paths in manifest["records"].items()}
-    needed = [p for paths in records.values() for p in paths] + [os.path.join(output_dir, "dataset_info.json")]
-    if not all(os.path.exists(p) for p in needed):
-        return None
-    return GeneratedDataset(output_dir, CLASS_NAMES, dict(manifest["split_sizes"]), records,
-                            tuple(manifest["eval_crop"]), dict(manifest["train_pixel_fractions"]), reused=True)
-
-
-def _ours(name: str) -> bool:
-    """Whether a file name in output_dir is one `generate` writes."""
-    if name in (RAW_DIR, MANIFEST_FILE, MANIFEST_FILE + ".incomplete", "dataset_info.json"):
-        return True
-    prefix = name.split("-")[0]
-    return name.endswith((".tfrecord", ".tfrecord.incomplete")) and (
-        prefix in ("train", "val") or prefix.startswith("labeled_"))
-
-
-def _clear_previous(output_dir: str) -> None:
-    """Removes what an earlier (other or interrupted) generation left: manifest first, raw files, record shards.
-
-    Refuses a directory holding anything else, so a mistyped --output_dir never deletes another dataset."""
-    if not os.path.isdir(output_dir):
-        return
-    names = os.listdir(output_dir)
-    foreign = sorted(n for n in names if not _ours(n))
-    info = os.path.join(output_dir, "dataset_info.json")
-    if not foreign and os.path.exists(info):
-        with open(info) as f:
-            if json.load(f).get("name") != DATASET_NAME:
-                foreign = ["dataset_info.json (of another dataset)"]
-    if foreign:
-        raise FileExistsError(f"{output_dir} holds files that are not a {DATASET_NAME} dataset "
-                              f"({', '.join(foreign[:5])}); give an empty or new --output_dir")
-    if MANIFEST_FILE in names:
-        os.remove(os.path.join(output_dir, MANIFEST_FILE))
-    for sub in ("images", "masks", "splits"):
-        shutil.rmtree(os.path.join(output_dir, RAW_DIR, sub), ignore_errors=True)
-    for name in names:
-        if name.endswith((".tfrecord", ".tfrecord.incomplete")):
-            os.remove(os.path.join(output_dir, name))
-
-
 def generate(output_dir: str, *, seed: int = 0, num_train: int = DEFAULT_NUM_TRAIN, num_val: int = DEFAULT_NUM_VAL,
              labeled_sizes: Sequence[int] = DEFAULT_LABELED_SIZES,
              image_size_range: Sequence[int] = DEFAULT_IMAGE_SIZE_RANGE, num_shards: int = 2,
              force: bool = False) -> GeneratedDataset:
     """Writes the dataset (raw files, then records) into output_dir, or keeps a complete one made with the same
     parameters there (unless `force`). Returns what is there."""
-    labeled_sizes = tuple(sorted({int(s) for s in labeled_sizes}))
-    lo, hi = (int(v) for v in image_size_range)
-    if not 16 <= lo <= hi:
-        raise ValueError(f"image_size_range must be (low, high) with 16 <= low <= high, got {image_size_range}")
-    if num_train < 1 or num_val < 1:
-        raise ValueError(f"need at least one train and one val image, got num_train={num_train}, num_val={num_val}")
-    if labeled_sizes and (labeled_sizes[0] < 1 or labeled_sizes[-1] > num_train):
-        raise ValueError(f"labeled_sizes {labeled_sizes} must lie in 1..num_train={num_train}")
-    parameters = _parameters(seed, num_train, num_val, labeled_sizes, (lo, hi), num_shards)
+    labeled_sizes, lo, hi = generated.checked_arguments(num_train, num_val, labeled_sizes, image_size_range)
+    parameters = generated.parameters(GENERATOR_VERSION, DATASET_NAME, CLASS_NAMES, seed, num_train, num_val,
+                                      labeled_sizes, (lo, hi), num_shards)
     output_dir = os.path.abspath(output_dir)
-    if not force:
-        existing = _load_complete(output_dir, parameters)
+    manifest = None if force else generated.read_manifest(output_dir, parameters)
+    if manifest is not None:
+        existing = generated.from_manifest(output_dir, manifest, CLASS_NAMES, DATASET_NAME, reused=True)
         if existing is not None:
             return existing
     from wss_tf.data.records import Progress  # imports TensorFlow: not needed when the dataset is already there
 
-    _clear_previous(output_dir)
+    generated.clear_previous(output_dir, DATASET_NAME, MANIFEST_FILE, ("images", "masks", "splits"))
     raw = os.path.join(output_dir, RAW_DIR)
     for sub in ("images", "masks", "splits"):
         os.makedirs(os.path.join(raw, sub), exist_ok=True)
@@ -595,8 +487,8 @@ def generate(output_dir: str, *, seed: int = 0, num_train: int = DEFAULT_NUM_TRA
         splits[split] = ids
     progress.done()
     if labeled_sizes:
-        subset_rng = np.random.default_rng([int(seed), _SPLIT_STREAM["subsets"]])
-        for size, indices in _choose_subsets(subset_rng, classes_per_image, labeled_sizes).items():
+        subset_rng = np.random.default_rng([int(seed), SPLIT_STREAM["subsets"]])
+        for size, indices in generated.choose_subsets(subset_rng, classes_per_image, labeled_sizes).items():
             splits[f"labeled_{size}"] = [splits["train"][i] for i in indices]
     for split, ids in splits.items():
         with open(os.path.join(raw, "splits", split + ".txt"), "w") as f:
@@ -612,13 +504,9 @@ def generate(output_dir: str, *, seed: int = 0, num_train: int = DEFAULT_NUM_TRA
     manifest = {"parameters": parameters, "split_sizes": split_sizes, "eval_crop": list(eval_crop),
                 "records": {s: [os.path.relpath(p, output_dir) for p in paths] for s, paths in records.items()},
                 "train_pixel_fractions": fractions}
-    tmp = os.path.join(output_dir, MANIFEST_FILE + ".incomplete")
-    with open(tmp, "w") as f:
-        json.dump(manifest, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, os.path.join(output_dir, MANIFEST_FILE))
+    generated.write_manifest(output_dir, manifest)
     return GeneratedDataset(output_dir, CLASS_NAMES, split_sizes, {s: list(p) for s, p in records.items()},
-                            eval_crop, fractions)
+                            eval_crop, fractions, dataset_name=DATASET_NAME)
 
 
 def main(argv) -> None:

@@ -54,17 +54,16 @@ from __future__ import annotations
 
 import colorsys
 import dataclasses
-import json
 import math
 import os
-import shutil
 import time
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from wss_tf.data.synthetic import GeneratedDataset
+from wss_tf.data import generated
+from wss_tf.data.generated import RAW_DIR, SPLIT_STREAM, GeneratedDataset, image_id
 
 # Bump when the pictures change, so existing generated datasets are rebuilt.
 GENERATOR_VERSION = 2
@@ -75,14 +74,12 @@ EXTRA_CLASS_NAMES = ("chair", "boat", "umbrella", "bottle")
 OBJECT_NAMES = CLASS_NAMES + EXTRA_CLASS_NAMES
 BOUNDARY_LABEL = 255
 MANIFEST_FILE = "synthetic_objects_manifest.json"
-RAW_DIR = "raw"
 VOC_DIR = os.path.join(RAW_DIR, "VOC2012")
 JPEG_QUALITY = 95
 DEFAULT_NUM_TRAIN = 512
 DEFAULT_NUM_VAL = 100
 DEFAULT_LABELED_SIZES = (16, 64)
 DEFAULT_IMAGE_SIZE_RANGE = (128, 192)
-_SPLIT_STREAM = {"train": 1, "val": 2, "subsets": 3}
 
 TEXTURES = ("plain", "value_noise", "marble", "wood", "hatching", "speckle", "blotches")
 # Each object kind's parts, in drawing order, with their typical look: a texture and two colours (HSV, jittered per
@@ -859,7 +856,7 @@ def render(rng: np.random.Generator, height: int, width: int,
 def sample(seed: int, split: str, index: int, image_size_range: Sequence[int] = DEFAULT_IMAGE_SIZE_RANGE,
            style: Style = Style()) -> tuple[np.ndarray, np.ndarray]:
     """Image `index` of `split` ("train" | "val") for `seed`: (uint8 RGB [H, W, 3], uint8 VOC mask [H, W])."""
-    rng = np.random.default_rng([int(seed), _SPLIT_STREAM[split], int(index)])
+    rng = np.random.default_rng([int(seed), SPLIT_STREAM[split], int(index)])
     lo, hi = image_size_range
     height, width = (int(v) for v in rng.integers(lo, hi + 1, 2))
     return render(rng, height, width, style)
@@ -904,86 +901,6 @@ def render_object(rng: np.random.Generator, cls: int, height: int, width: int) -
 # The dataset on disk.
 
 
-def image_id(split: str, index: int) -> str:
-    return f"{split}_{index:05d}"
-
-
-def _choose_subsets(rng: np.random.Generator, classes_per_image: list[set], sizes: Sequence[int]) -> dict:
-    """Nested random subsets of the pool (by index), each holding every foreground class: the first `size` images of
-    a random order that puts all classes among the first min(sizes)."""
-    everything = set().union(*classes_per_image) if classes_per_image else set()
-    smallest = min(sizes)
-    for _attempt in range(10000):
-        order = rng.permutation(len(classes_per_image))
-        if set().union(*(classes_per_image[i] for i in order[:smallest])) >= everything:
-            return {size: sorted(int(i) for i in order[:size]) for size in sizes}
-    raise RuntimeError(f"no random subset of {smallest} training images holds every class; use larger subsets")
-
-
-def _parameters(seed, num_train, num_val, labeled_sizes, image_size_range, num_shards) -> dict:
-    return {"generator_version": GENERATOR_VERSION, "dataset_name": DATASET_NAME, "class_names": list(CLASS_NAMES),
-            "seed": int(seed), "num_train": int(num_train), "num_val": int(num_val),
-            "labeled_sizes": [int(s) for s in labeled_sizes],
-            "image_size_range": [int(v) for v in image_size_range], "num_shards": int(num_shards)}
-
-
-def _dataset(output_dir: str, manifest: dict, reused: bool) -> GeneratedDataset:
-    records = {split: [os.path.join(output_dir, p) for p in paths] for split, paths in manifest["records"].items()}
-    return GeneratedDataset(output_dir, CLASS_NAMES, dict(manifest["split_sizes"]), records,
-                            tuple(manifest["eval_crop"]), dict(manifest["train_pixel_fractions"]), reused=reused,
-                            dataset_name=DATASET_NAME)
-
-
-def _load_complete(output_dir: str, parameters: dict) -> Optional[GeneratedDataset]:
-    """The dataset already in output_dir if its manifest matches `parameters` and all its files are there."""
-    try:
-        with open(os.path.join(output_dir, MANIFEST_FILE)) as f:
-            manifest = json.load(f)
-    except (OSError, ValueError):
-        return None
-    if manifest.get("parameters") != parameters:
-        return None
-    dataset = _dataset(output_dir, manifest, reused=True)
-    needed = [p for paths in dataset.records.values() for p in paths] + [os.path.join(output_dir, "dataset_info.json")]
-    return dataset if all(os.path.exists(p) for p in needed) else None
-
-
-def _ours(name: str) -> bool:
-    """Whether a file name in output_dir is one `generate` writes."""
-    if name in (RAW_DIR, MANIFEST_FILE, MANIFEST_FILE + ".incomplete", "dataset_info.json"):
-        return True
-    prefix = name.split("-")[0]
-    return name.endswith((".tfrecord", ".tfrecord.incomplete")) and (
-        prefix in ("train", "val") or prefix.startswith("labeled_"))
-
-
-def _clear_previous(output_dir: str) -> None:
-    """Removes what an earlier (other or interrupted) generation left: manifest first, the VOC tree, record shards.
-
-    Refuses a directory holding anything else, so a mistyped --output_dir never deletes another dataset."""
-    if not os.path.isdir(output_dir):
-        return
-    names = os.listdir(output_dir)
-    foreign = sorted(n for n in names if not _ours(n))
-    raw = os.path.join(output_dir, RAW_DIR)
-    if not foreign and os.path.isdir(raw):
-        foreign = [os.path.join(RAW_DIR, n) for n in sorted(os.listdir(raw)) if n != "VOC2012"]
-    info = os.path.join(output_dir, "dataset_info.json")
-    if not foreign and os.path.exists(info):
-        with open(info) as f:
-            if json.load(f).get("name") != DATASET_NAME:
-                foreign = ["dataset_info.json (of another dataset)"]
-    if foreign:
-        raise FileExistsError(f"{output_dir} holds files that are not a {DATASET_NAME} dataset "
-                              f"({', '.join(foreign[:5])}); give an empty or new --output_dir")
-    if MANIFEST_FILE in names:
-        os.remove(os.path.join(output_dir, MANIFEST_FILE))
-    shutil.rmtree(os.path.join(output_dir, VOC_DIR), ignore_errors=True)
-    for name in names:
-        if name.endswith((".tfrecord", ".tfrecord.incomplete")):
-            os.remove(os.path.join(output_dir, name))
-
-
 def _save_palette_png(mask: np.ndarray, path: str, palette: np.ndarray) -> None:
     image = Image.fromarray(mask, "P")
     image.putpalette(palette.ravel().tolist())
@@ -996,18 +913,13 @@ def generate(output_dir: str, *, seed: int = 0, num_train: int = DEFAULT_NUM_TRA
              force: bool = False) -> GeneratedDataset:
     """Writes the VOC tree, then its records and dataset_info.json, into output_dir, or keeps a complete dataset made
     with the same parameters there (unless `force`). Returns what is there."""
-    labeled_sizes = tuple(sorted({int(s) for s in labeled_sizes}))
-    lo, hi = (int(v) for v in image_size_range)
-    if not 16 <= lo <= hi:
-        raise ValueError(f"image_size_range must be (low, high) with 16 <= low <= high, got {image_size_range}")
-    if num_train < 1 or num_val < 1:
-        raise ValueError(f"need at least one train and one val image, got num_train={num_train}, num_val={num_val}")
-    if labeled_sizes and (labeled_sizes[0] < 1 or labeled_sizes[-1] > num_train):
-        raise ValueError(f"labeled_sizes {labeled_sizes} must lie in 1..num_train={num_train}")
-    parameters = _parameters(seed, num_train, num_val, labeled_sizes, (lo, hi), num_shards)
+    labeled_sizes, lo, hi = generated.checked_arguments(num_train, num_val, labeled_sizes, image_size_range)
+    parameters = generated.parameters(GENERATOR_VERSION, DATASET_NAME, CLASS_NAMES, seed, num_train, num_val,
+                                      labeled_sizes, (lo, hi), num_shards)
     output_dir = os.path.abspath(output_dir)
-    if not force:
-        existing = _load_complete(output_dir, parameters)
+    manifest = None if force else generated.read_manifest(output_dir, parameters, MANIFEST_FILE)
+    if manifest is not None:
+        existing = generated.from_manifest(output_dir, manifest, CLASS_NAMES, DATASET_NAME, reused=True)
         if existing is not None:
             return existing
     # these import TensorFlow: not needed when the dataset is already there
@@ -1016,7 +928,7 @@ def generate(output_dir: str, *, seed: int = 0, num_train: int = DEFAULT_NUM_TRA
     from wss_tf.data.datasets import load_dataset_info
     from wss_tf.data.records import Progress
 
-    _clear_previous(output_dir)
+    generated.clear_previous(output_dir, DATASET_NAME, MANIFEST_FILE, ("VOC2012",))
     voc = os.path.join(output_dir, VOC_DIR)
     images_dir, masks_dir = os.path.join(voc, "JPEGImages"), os.path.join(voc, "SegmentationClass")
     lists_dir = os.path.join(voc, "ImageSets", "Segmentation")
@@ -1043,8 +955,8 @@ def generate(output_dir: str, *, seed: int = 0, num_train: int = DEFAULT_NUM_TRA
         splits[split] = ids
     progress.done()
     if labeled_sizes:
-        subset_rng = np.random.default_rng([int(seed), _SPLIT_STREAM["subsets"]])
-        for size, indices in _choose_subsets(subset_rng, classes_per_image, labeled_sizes).items():
+        subset_rng = np.random.default_rng([int(seed), SPLIT_STREAM["subsets"]])
+        for size, indices in generated.choose_subsets(subset_rng, classes_per_image, labeled_sizes).items():
             splits[f"labeled_{size}"] = [splits["train"][i] for i in indices]
     list_paths = []
     for split, ids in splits.items():
@@ -1062,12 +974,8 @@ def generate(output_dir: str, *, seed: int = 0, num_train: int = DEFAULT_NUM_TRA
                 "records": {s: [os.path.relpath(p, output_dir) for p in paths] for s, paths in records.items()},
                 "train_pixel_fractions": fractions,
                 "train_boundary_fraction": round(float(pixels[BOUNDARY_LABEL]) / total, 6)}
-    tmp = os.path.join(output_dir, MANIFEST_FILE + ".incomplete")
-    with open(tmp, "w") as f:
-        json.dump(manifest, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, os.path.join(output_dir, MANIFEST_FILE))
-    return _dataset(output_dir, manifest, reused=False)
+    generated.write_manifest(output_dir, manifest, MANIFEST_FILE)
+    return generated.from_manifest(output_dir, manifest, CLASS_NAMES, DATASET_NAME, reused=False)
 
 
 def main(argv) -> None:
