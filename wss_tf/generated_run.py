@@ -25,7 +25,7 @@ def quality_curve(logdir: str) -> list[dict]:
 
 def train_and_evaluate(config, strategy, data, *, bn_reestimation_batches: int = 0) -> tuple[dict, float]:
     """Trains `config` (resuming if its logdir has checkpoints), then scores the last weights on `data`'s val
-    split (a synthetic.GeneratedDataset). Returns (evaluation result with the run's pseudo-label quality curve
+    split (a data.generated.GeneratedDataset). Returns (evaluation result with the run's pseudo-label quality curve
     under "quality", training seconds).
 
     With `bn_reestimation_batches`, the result also holds under "bn_reestimated" the scores of the same weights
