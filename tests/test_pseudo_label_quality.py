@@ -20,7 +20,7 @@ def test_confusions_count_known_pixels_by_truth_and_prediction():
 
 def test_miou_over_classes_seen():
     confusion = np.array([[3, 1, 0], [1, 1, 0], [0, 0, 0]])  # class 2 neither in truth nor predicted
-    assert quality.miou(confusion) == pytest.approx((3 / 5 + 1 / 3) / 2)
+    assert quality.scores(confusion)["miou"] == pytest.approx((3 / 5 + 1 / 3) / 2)  # evaluation.scores
 
 
 def test_average_precision_by_hand():
@@ -45,7 +45,7 @@ def test_window_summarizes_and_resets():
     for _ in range(2):
         window.add({quality.CONFUSION_PREFIX + "sgc": confusion,
                     quality.CLASSIFIER_SCORES: np.array([[0.9], [0.1]]),
-                    quality.CLASSIFIER_TRUTH: np.array([[1.0], [0.0]])})
+                    quality.CLASSIFIER_TRUTH: np.array([[1.0], [0.0]])}, images=2)
     summary = window.summary()
     assert summary == {"miou/sgc": 1.0, "classifier_map": 1.0, "classifier_map_chance": 0.5} and window.images == 4
     assert "sgc 100.0" in quality.format_summary(summary)

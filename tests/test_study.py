@@ -46,10 +46,11 @@ def test_train_and_evaluate_scores_the_run_and_its_reestimated_statistics(tmp_pa
     from wss_tf.data.synthetic import generate
     from wss_tf.generated_run import train_and_evaluate
 
-    data = generate(str(tmp_path / "data"), num_train=8, num_val=2, labeled_sizes=(6,), image_size_range=(40, 48),
-                    num_shards=1)
+    data = generate(str(tmp_path / "data"), num_train=8, num_val=2, labeled_sizes=(6,),
+                    image_size_range=(40, 48), num_shards=1)
     config = TrainConfig(model_variant="xception_tiny", dataset=data.dataset_name, dataset_dir=data.output_dir,
-                         train_split="labeled_6", train_split_cls="train", train_crop_size=(33, 33), cutout_pad_size=6, train_batch_size=2,
+                         train_split="labeled_6", train_split_cls="train", train_crop_size=(33, 33),
+                         cutout_pad_size=6, train_batch_size=2,
                          training_number_of_steps=2, log_steps=1, aspp_convs_filters=16, decoder_filters=16,
                          attention_dim=16, train_logdir=str(tmp_path / "run"), save_summaries_secs=0)
     result, _ = train_and_evaluate(config, None, data, bn_reestimation_batches=2)

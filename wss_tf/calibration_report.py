@@ -140,7 +140,7 @@ def calibration_report(settings: CalibrationSettings, model_config) -> dict:
     for batch in dataset:
         sources = inspector(batch["image"], batch["valid"], batch.get("cls_label"))
         window.add({k: v.numpy() for k, v in quality.inspector_tallies(
-            sources, batch["label"], info.num_classes, info.ignore_label).items()})
+            sources, batch["label"], info.num_classes, info.ignore_label).items()}, int(batch["image"].shape[0]))
         statistics = source_statistics(sources, batch["label"], info.ignore_label)
         known = statistics.pop("known").numpy()
         for name, (confidence, correct) in statistics.items():

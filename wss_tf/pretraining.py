@@ -41,7 +41,11 @@ class PretrainConfig:
     seed: int = 0
 
     def key(self) -> str:
-        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        """Names the cache entry: these settings and the corpus they train on (its version and its generators'), so
+        a changed renderer never reuses a checkpoint made from other images."""
+        from wss_tf.data.classification_corpus import corpus_identity
+
+        text = json.dumps({**dataclasses.asdict(self), "corpus": corpus_identity()}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 

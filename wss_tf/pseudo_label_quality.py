@@ -18,6 +18,8 @@ import numpy as np
 import tensorflow as tf
 
 from deeplab.layers import resize_bilinear
+from wss_tf.data.augment import image_level_labels
+from wss_tf.evaluation import scores
 
 SOURCES = ("decoder", "cam", "sgc", "pseudo_label", "strong")
 CONFUSION_PREFIX = "tally/confusion/"
@@ -35,8 +37,9 @@ def cam_class_map_logits(cam, grid):
 def confusions(class_maps: dict, truth, known, num_classes: int) -> dict:
     """{CONFUSION_PREFIX + source: [C, C] float32 counts (row truth, column prediction)} over `known` pixels.
 
-    class_maps: source -> int class map [B,h,w]; truth int [B,h,w]; known bool [B,h,w]."""
-    # One-hot products rather than a boolean mask: static shapes, so the step also compiles under XLA.
+    class_maps: source -> int class map [B,h,w]; truth int [B,h,w]; known bool [B,h,w]. The counts are
+    evaluation.confusion_matrix's, as one-hot products rather than a boolean mask: static shapes, so the step also
+    compiles under XLA."""
     weight = tf.reshape(tf.cast(known, tf.float32), [-1, 1])
     truth = tf.one_hot(tf.reshape(tf.cast(truth, tf.int32), [-1]), num_classes) * weight
     return {CONFUSION_PREFIX + name: tf.matmul(
@@ -65,18 +68,9 @@ def inspector_tallies(sources: dict, label, num_classes: int, ignore_label: int 
 
 
 def image_labels_from_mask(label, num_classes: int):
-    """[B, K] float: which foreground classes 1..K occur in each mask (255 and 0 ignored)."""
-    ids = tf.reshape(tf.cast(label, tf.int32), [tf.shape(label)[0], -1])
-    present = tf.reduce_any(ids[..., tf.newaxis] == tf.range(1, num_classes)[tf.newaxis, tf.newaxis], axis=1)
-    return tf.cast(present, tf.float32)
-
-
-def miou(confusion: np.ndarray) -> float:
-    """Mean IoU over classes present in the truth or the prediction (as tf.metrics.mean_iou)."""
-    confusion = np.asarray(confusion, np.float64)
-    tp = np.diag(confusion)
-    union = confusion.sum(0) + confusion.sum(1) - tp
-    return float(np.mean(tp[union > 0] / union[union > 0])) if (union > 0).any() else float("nan")
+    """[B, K] float: which foreground classes 1..K occur in each mask (the pipeline's `cls_label`, per image)."""
+    return tf.map_fn(lambda one: image_level_labels(one, num_classes), tf.cast(label, tf.int32),
+                     fn_output_signature=tf.TensorSpec([num_classes - 1], tf.float32))
 
 
 def average_precision(scores: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -105,7 +99,9 @@ class QualityWindow:
         self.scores, self.truth = [], []
         self.images = 0
 
-    def add(self, tallies: dict):
+    def add(self, tallies: dict, images: int):
+        """One step's (or batch's) tallies, over `images` unlabeled images."""
+        self.images += images
         for key, value in tallies.items():
             if key.startswith(CONFUSION_PREFIX):
                 name = key[len(CONFUSION_PREFIX):]
@@ -113,11 +109,10 @@ class QualityWindow:
         if CLASSIFIER_SCORES in tallies:
             self.scores.append(np.asarray(tallies[CLASSIFIER_SCORES]))
             self.truth.append(np.asarray(tallies[CLASSIFIER_TRUTH]))
-            self.images += len(self.scores[-1])
 
     def summary(self) -> dict:
         """{"miou/<source>": ..., "classifier_map": ...} for what the window saw (empty if nothing)."""
-        out = {f"miou/{name}": miou(c) for name, c in self.confusion.items() if np.sum(c) > 0}
+        out = {f"miou/{name}": scores(c)["miou"] for name, c in self.confusion.items() if np.sum(c) > 0}
         if self.scores:
             truth = np.concatenate(self.truth)
             aps = average_precision(np.concatenate(self.scores), truth)

@@ -140,9 +140,9 @@ class PseudoLabelInspector:
         num_classes = decoder.shape[-1]
         out["pseudo_label"] = target if target.dtype.is_floating else tf.one_hot(target, num_classes)
         if "cam" in sources:  # what make_pseudo_label fused: its CAM and the image-level labels behind it
-            labels = cls_label if config.weakly else tf.cast(tf.sigmoid(sources["cls_logits"]) >= 0.5, tf.float32)
-            out["image_labels"] = tf.cast(labels, tf.float32)
             out["cls_scores"] = tf.sigmoid(sources["cls_logits"])
+            labels = cls_label if config.weakly else tf.cast(out["cls_scores"] >= 0.5, tf.float32)
+            out["image_labels"] = tf.cast(labels, tf.float32)
             out["cam"] = sources["cam"]
         return {k: v for k, v in out.items() if v is not None}
 

@@ -16,11 +16,12 @@ from wss_tf.pseudo_label import pseudo_label
 
 
 def _sgc_logits(model, end_points, cam_kernel, image_labels, valid_at_logits):
-    """CAM of the final feature, propagated by the SGC; valid mask nearest-resized to the CAM grid."""
+    """(SGC logits, CAM): the CAM of the final feature, propagated by the SGC; valid mask nearest-resized to the
+    CAM grid."""
     features = end_points[model.final_end_point]
     cam = class_activation_map(features, cam_kernel, image_labels)
     valid = nearest_resize(valid_at_logits, tf.shape(cam)[1:3])
-    return model.sgc([end_points[name] for name in model.attention_end_points], cam, valid)
+    return model.sgc([end_points[name] for name in model.attention_end_points], cam, valid), cam
 
 
 def make_pseudo_label(model, config, x_weak, valid, cls_label=None, logits_w=None):
@@ -39,10 +40,7 @@ def make_pseudo_label(model, config, x_weak, valid, cls_label=None, logits_w=Non
         end_points = model.segmenter.backbone(x_weak, training=False)
         cls_logits, cam_kernel = model.head(end_points[model.final_end_point], training=False)
         labels = cls_label if config.weakly else tf.cast(tf.sigmoid(cls_logits) >= 0.5, tf.float32)
-        features = end_points[model.final_end_point]
-        cam = class_activation_map(features, cam_kernel, labels)
-        valid_cam = nearest_resize(valid_w, tf.shape(cam)[1:3])
-        sgc = model.sgc([end_points[name] for name in model.attention_end_points], cam, valid_cam)
+        sgc, cam = _sgc_logits(model, end_points, cam_kernel, labels, valid_w)
         sources.update(sgc=resize_bilinear(sgc, grid), cam=cam, cls_logits=cls_logits)
     target, confident = pseudo_label(logits_w, sources["sgc"], config.pseudo_label())
     return target, confident, valid_w, sources
@@ -61,7 +59,7 @@ def wss_losses(model, config, labeled, unlabeled, tape):
         features_l = out_l if not config.official_duplicate_passes else model.segmenter.backbone(x_l, training=True)
         cls_logits_l, cam_kernel = model.head(features_l[model.final_end_point], training=True)
         valid_l_grid = nearest_resize(valid_l, tf.shape(out_l["logits"])[1:3])
-        att_l = _sgc_logits(model, features_l, cam_kernel, cls_l, valid_l_grid)  # trains only the SGC
+        att_l, _ = _sgc_logits(model, features_l, cam_kernel, cls_l, valid_l_grid)  # trains only the SGC
         losses["sgc"] = segmentation_cross_entropy(att_l, y_l)
         if not config.weakly:
             losses["classification"] = classification_loss(cls_logits_l, cls_l)

@@ -261,7 +261,7 @@ class Trainer:
             self._step_fn = step_fn
         scalars, tallies, self._last_images = self._step_fn(labeled, second)
         if scalars["applied"] > 0.5:
-            self.quality.add({k: v.numpy() for k, v in tallies.items()})
+            self.quality.add({k: v.numpy() for k, v in tallies.items()}, self.config.train_batch_size)
         return scalars
 
     # ---- the loop -----------------------------------------------------------------------------------------
@@ -279,7 +279,7 @@ class Trainer:
         if start >= last_step:
             logging.info("already trained to step %d", start)
             if last_step == c.training_number_of_steps:
-                self._finish_batch_norm(start)
+                self._finish_batch_norm()
             return {}
         if c.skip_bad_records:
             for split, report in self.find_bad_records().items():
@@ -304,27 +304,26 @@ class Trainer:
             raise Preempted(self.step)
         self._write_summaries(self.step, results)
         if self.step == c.training_number_of_steps:
-            self._finish_batch_norm(self.step + int(self.skipped.numpy()))
+            self._finish_batch_norm()
         return {k: float(v) for k, v in results.items()}
 
-    def _finish_batch_norm(self, drawn: int):
+    def _finish_batch_norm(self):
         """With bn_reestimation_batches, after the last step: moving statistics re-estimated on the run's own
         training crops (labeled crops, and for PseudoSeg alternately the unlabeled weak views; the supervised
         baseline sees no unlabeled image), then saved as the last checkpoint (once: the state says it is done)."""
         count = self.config.bn_reestimation_batches
         if count <= 0 or bool(self.bn_reestimated.numpy()):
             return
-        self.reestimate_batch_norm(count, drawn)
+        self.reestimate_batch_norm(count)
         self.bn_reestimated.assign(True)
         self.save()
 
-    def reestimate_batch_norm(self, count: int, drawn: int | None = None) -> int:
+    def reestimate_batch_norm(self, count: int) -> int:
         """Sets the moving statistics of the segmenter's batch norms to their average over `count` training-mode
-        passes on the run's training crops from stream position `drawn` (default: where training stopped), in
-        memory (the caller saves if it wants to). Returns the number of passes."""
-        drawn = self.step + int(self.skipped.numpy()) if drawn is None else drawn
+        passes on the run's training crops, from where the streams stopped (steps applied + skipped), in memory
+        (the caller saves if it wants to). Returns the number of passes."""
         layers = bn_stats.moving_statistics_layers(self.model.segmenter)
-        labeled, second = self.datasets(drawn)
+        labeled, second = self.datasets(self.step + int(self.skipped.numpy()))
         labeled_it = iter(labeled)
         unlabeled_it = iter(second) if self.config.mode == "wss" else None
 

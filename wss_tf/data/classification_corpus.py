@@ -42,6 +42,12 @@ def corpus_classes() -> list[tuple[str, str, int]]:
     return classes
 
 
+def corpus_identity() -> dict:
+    """What makes two corpora with the same seed and sizes differ: the corpus version, its classes, the renderers."""
+    return {"version": CORPUS_VERSION, "classes": [c[0] for c in corpus_classes()],
+            "generators": {name: module.GENERATOR_VERSION for name, module in families()}}
+
+
 @dataclasses.dataclass(frozen=True)
 class Corpus:
     images: np.ndarray  # uint8 [N, S, S, 3]
@@ -65,9 +71,8 @@ def generate_corpus(output_dir: str, *, seed: int = 0, images_per_class: int = 2
         image_size: square side of every image; training crops from it.
     """
     classes = corpus_classes()
-    parameters = {"version": CORPUS_VERSION, "seed": int(seed), "images_per_class": int(images_per_class),
-                  "image_size": int(image_size), "classes": [c[0] for c in classes],
-                  "generators": {name: module.GENERATOR_VERSION for name, module in families()}}
+    parameters = {"seed": int(seed), "images_per_class": int(images_per_class), "image_size": int(image_size),
+                  **corpus_identity()}
     manifest_path = os.path.join(output_dir, MANIFEST_FILE)
     if os.path.exists(manifest_path):
         with open(manifest_path) as f:

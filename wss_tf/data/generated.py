@@ -144,3 +144,20 @@ def clear_previous(output_dir: str, dataset_name: str, manifest_file: str, raw_f
     for name in names:
         if name.endswith((".tfrecord", ".tfrecord.incomplete")):
             os.remove(os.path.join(output_dir, name))
+
+
+def define_generation_flags(num_train: int, num_val: int, labeled_sizes, image_size_range) -> None:
+    """The command-line flags of a generator's main, with that generator's defaults."""
+    from absl import flags
+
+    flags.DEFINE_string("output_dir", None, "Where to write the dataset (raw/ files, records, dataset_info.json).")
+    flags.DEFINE_integer("seed", 0, "Random seed; the same seed gives identical files.")
+    flags.DEFINE_integer("num_train", num_train, "Images in the training pool (split `train`).")
+    flags.DEFINE_integer("num_val", num_val, "Images in split `val`.")
+    flags.DEFINE_list("labeled_sizes", [str(s) for s in labeled_sizes],
+                      "Sizes of the labeled subsets of train, written as splits labeled_<n>.")
+    flags.DEFINE_list("image_size_range", [str(s) for s in image_size_range],
+                      "low,high: each image side is drawn uniformly from this range.")
+    flags.DEFINE_integer("num_shards", 2, "Record shards per split (fewer for tiny splits).")
+    flags.DEFINE_bool("force", False, "Regenerate even when a complete dataset with the same parameters exists.")
+    flags.mark_flag_as_required("output_dir")

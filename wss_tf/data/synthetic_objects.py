@@ -1003,25 +1003,9 @@ def main(argv) -> None:
         print(f"  {split}: {size} images, {len(shards)} shards ({where})")
 
 
-def _define_flags() -> None:
-    from absl import flags
-
-    flags.DEFINE_string("output_dir", None, "Where to write the dataset (raw/VOC2012 tree, records, "
-                                            "dataset_info.json).")
-    flags.DEFINE_integer("seed", 0, "Random seed; the same seed gives identical files.")
-    flags.DEFINE_integer("num_train", DEFAULT_NUM_TRAIN, "Images in the training pool (split `train`).")
-    flags.DEFINE_integer("num_val", DEFAULT_NUM_VAL, "Images in split `val`.")
-    flags.DEFINE_list("labeled_sizes", [str(s) for s in DEFAULT_LABELED_SIZES],
-                      "Sizes of the labeled subsets of train, written as splits labeled_<n>.")
-    flags.DEFINE_list("image_size_range", [str(s) for s in DEFAULT_IMAGE_SIZE_RANGE],
-                      "low,high: each image side is drawn uniformly from this range.")
-    flags.DEFINE_integer("num_shards", 2, "Record shards per split (fewer for tiny splits).")
-    flags.DEFINE_bool("force", False, "Regenerate even when a complete dataset with the same parameters exists.")
-    flags.mark_flag_as_required("output_dir")
-
-
 if __name__ == "__main__":
     from absl import app
 
-    _define_flags()
+    generated.define_generation_flags(DEFAULT_NUM_TRAIN, DEFAULT_NUM_VAL, DEFAULT_LABELED_SIZES,
+                                      DEFAULT_IMAGE_SIZE_RANGE)
     app.run(main)
