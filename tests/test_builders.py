@@ -139,6 +139,23 @@ def test_build_folder_splits(tmp_path):
         build_folder(str(folder), str(tmp_path / "out3"), num_classes=3)
 
 
+def test_a_failing_rebuild_leaves_the_earlier_record_set_as_it_was(tmp_path):
+    """The first split rebuilds fine, the second hits a corrupt image: nothing of the new build may land beside
+    the old shards and the old dataset_info.json."""
+    folder, _ = _folder(tmp_path)
+    os.makedirs(folder / "splits")
+    (folder / "splits/labeled.txt").write_text("a\nsub/c\n")
+    (folder / "splits/unlabeled.txt").write_text("b\n")
+    out = tmp_path / "out"
+    build_folder(str(folder), str(out), num_classes=3, num_shards=1)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    data = (folder / "images/b.png").read_bytes()
+    (folder / "images/b.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"unreadable or corrupt image .*images.b\.png"):
+        build_folder(str(folder), str(out), num_classes=3, class_names=["bg", "x", "y"], num_shards=2)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def test_eval_crop_rule():
     assert [eval_crop_for(s) for s in (1, 30, 33, 34, 500, 513, 640)] == [33, 33, 33, 49, 513, 513, 641]
 

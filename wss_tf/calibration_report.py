@@ -24,7 +24,8 @@ import time
 from typing import Optional
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
+from wss_tf import app_runner
 
 from wss_tf import pseudo_label_quality as quality
 from wss_tf.cli import define_model_flags
@@ -197,4 +198,4 @@ def main(argv):
 if __name__ == "__main__":
     define_flags()
     flags.mark_flags_as_required(["checkpoint_dir", "dataset_dir", "report_dir"])
-    app.run(main)
+    app_runner.run(main)

@@ -85,6 +85,9 @@ def define_model_flags(flag_values=flags.FLAGS) -> None:
 def model_config_from_flags(checkpoint: str, flag_values=flags.FLAGS) -> TrainConfig:
     """The trained model's settings: official defaults < the run's config.json beside `checkpoint` (a checkpoint
     directory or file; written by the trainer) < model flags given on the command line."""
+    from wss_tf.inference import resolve_checkpoint
+
+    resolve_checkpoint(checkpoint)  # no checkpoint there: say so, before the defaults mislead about the dataset
     values = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     run_config = find_run_config(checkpoint)
     if run_config:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from typing import Optional
 
 from deeplab import DeepLabConfig
@@ -84,6 +85,7 @@ class TrainConfig:
     # speed and numerics (not in the official code)
     precision: str = "float32"  # "mixed_bfloat16" or "mixed_float16" (dynamic loss scaling)
     jit_compile: bool = False  # XLA for the forward and backward passes; slower on CPU, for GPUs
+    deterministic: bool = False  # op determinism: two runs of one command are bit-identical (slower kernels)
     skip_non_finite_steps: int = 0  # how many steps with a non-finite loss to skip before stopping (0: stop)
     skip_bad_records: bool = False  # check the training splits first and leave out records that fail (counted)
     # After the last step, re-estimate the batch-norm moving statistics over this many training-mode passes
@@ -99,6 +101,8 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self):
+        check_types(self)
+        check_ranges(self)
         if self.mode not in ("wss", "sup"):
             raise ValueError(f"mode must be 'wss' or 'sup', got {self.mode!r}")
         self.deeplab()  # model options fail here, before anything is built
@@ -110,8 +114,15 @@ class TrainConfig:
             raise ValueError("training_number_of_steps must be positive")
         if not 0 <= self.color_jitter_strength <= 2:
             raise ValueError(f"color_jitter_strength must lie in [0, 2], got {self.color_jitter_strength}")
-        if self.bn_reestimation_batches < 0:
-            raise ValueError(f"bn_reestimation_batches must be >= 0, got {self.bn_reestimation_batches}")
+        if self.mode == "wss" and 2 * self.cutout_pad_size >= min(self.train_crop_size):
+            # The box is [c - pad, c + pad) around a uniform centre: at 2 * pad >= the crop it covers most or all of
+            # every strong view, whose pixels then leave the consistency loss: PseudoSeg would silently train as
+            # the supervised baseline.
+            raise ValueError(
+                f"cutout_pad_size {self.cutout_pad_size} makes a cutout box of up to {2 * self.cutout_pad_size} "
+                f"pixels, not smaller than the train crop {self.train_crop_size[0]}x{self.train_crop_size[1]}: the "
+                f"strong view would be mostly cut out and the consistency loss would see almost no pixel; scale "
+                f"it with the crop (official: 50 at crop 513, so about crop / 10)")
 
     def deeplab(self, num_classes: int = 21) -> DeepLabConfig:
         return DeepLabConfig(
@@ -153,6 +164,74 @@ class TrainConfig:
             raise ValueError(f"unknown config keys {unknown}; known keys are the official flag names")
         converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
         return cls(**converted)
+
+
+# Value ranges of the numeric fields, checked with the types (the flags' parsers check only types).
+_POSITIVE = ("training_number_of_steps", "train_batch_size", "aspp_convs_filters", "decoder_filters",
+             "attention_dim", "log_steps", "learning_rate_decay_step", "base_learning_rate",
+             "adam_learning_rate", "adam_epsilon", "learning_power", "temperature", "min_scale_factor",
+             "max_scale_factor", "slow_start_learning_rate", "last_layer_gradient_multiplier")
+_NON_NEGATIVE = ("num_clones", "cutout_pad_size", "decay_steps", "end_learning_rate", "weight_decay",
+                 "slow_start_step", "unlabeled_weight", "skip_non_finite_steps", "bn_reestimation_batches",
+                 "save_interval_secs", "save_interval_steps", "save_summaries_secs", "scale_factor_step_size",
+                 "seed", "learning_rate_decay_factor")
+_UNIT_INTERVAL = ("momentum", "pseudo_label_threshold")
+_SIZES = {"train_crop_size": 2}  # fixed-length sequences: (height, width)
+
+
+def _type_error(name: str, hint, value) -> ValueError:
+    return ValueError(f"config key {name!r} must be {_describe(hint)}, got {value!r} ({type(value).__name__})")
+
+
+def _describe(hint) -> str:
+    if typing.get_origin(hint) is typing.Union:
+        return " or ".join(_describe(a) for a in typing.get_args(hint))
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        return f"a list of {'numbers' if args[0] is float else 'integers'}"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+            type(None): "null"}[hint]
+
+
+def _matches(hint, value) -> bool:
+    if typing.get_origin(hint) is typing.Union:
+        return any(_matches(a, value) for a in typing.get_args(hint))
+    if typing.get_origin(hint) is tuple:
+        item = typing.get_args(hint)[0]
+        return isinstance(value, tuple) and all(_matches(item, v) for v in value)
+    if hint is type(None):
+        return value is None
+    if hint is float:  # JSON writes 1.0 as 1
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:  # bool is an int in Python, never in a config
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def check_types(config) -> None:
+    """Every field against its annotation, naming the key: a JSON "false" (a string) or 4.5 for an integer is an
+    error here, not a truthy string or a fractional batch later."""
+    for name, hint in typing.get_type_hints(type(config)).items():
+        value = getattr(config, name)
+        if not _matches(hint, value):
+            raise _type_error(name, hint, value)
+
+
+def check_ranges(config) -> None:
+    for name in _POSITIVE:
+        if not getattr(config, name) > 0:
+            raise ValueError(f"config key {name!r} must be positive, got {getattr(config, name)!r}")
+    for name in _NON_NEGATIVE:
+        if getattr(config, name) < 0:
+            raise ValueError(f"config key {name!r} must be >= 0, got {getattr(config, name)!r}")
+    for name in _UNIT_INTERVAL:
+        if not 0 <= getattr(config, name) <= 1:
+            raise ValueError(f"config key {name!r} must lie in [0, 1], got {getattr(config, name)!r}")
+    for name, length in _SIZES.items():
+        value = getattr(config, name)
+        if len(value) != length or any(v <= 0 for v in value):
+            raise ValueError(f"config key {name!r} must be {length} positive integers (height, width), got "
+                             f"{list(value)}")
 
 
 # train_sup.py's own defaults, where they differ from train_wss.py (spec 7.1).

@@ -11,7 +11,8 @@ import json
 import os
 import time
 
-from absl import app, flags, logging
+from absl import flags, logging
+from wss_tf import app_runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 flags.DEFINE_string("config", os.path.join(ROOT, "configs", "demo.json"), "shared settings of both runs")
@@ -99,4 +100,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app_runner.run(main)

@@ -33,7 +33,9 @@ def make_strategy(num_clones: int = 0) -> tf.distribute.Strategy:
     else:
         count = max(num_clones, 1)
         cpus = tf.config.list_physical_devices("CPU")
-        if len(tf.config.list_logical_devices("CPU")) < count:
+        # get_logical_device_configuration reads the split without initialising the devices (which would fix it).
+        configured = tf.config.get_logical_device_configuration(cpus[0]) or [None]
+        if len(configured) < count:
             try:
                 tf.config.set_logical_device_configuration(
                     cpus[0], [tf.config.LogicalDeviceConfiguration()] * count)

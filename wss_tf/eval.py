@@ -10,7 +10,10 @@ checkpoint is copied to eval_logdir/best_checkpoint/ (so the trainer's max_to_ke
 """
 from __future__ import annotations
 
+import os
+
 from absl import app, flags, logging
+from wss_tf import app_runner
 
 from wss_tf.cli import define_model_flags
 
@@ -38,11 +41,13 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.INFO)
     from wss_tf.cli import model_config_from_flags, parse_floats
-    from wss_tf.eval_loop import EvalSettings, run_evaluations
+    from wss_tf.eval_loop import EvalSettings, run_evaluations, wait_for_a_checkpoint
 
     for name in ("eval_logdir", "checkpoint_dir", "dataset_dir"):
         if not FLAGS[name].value:
             raise app.UsageError(f"--{name} is required")
+    if os.path.isdir(FLAGS.checkpoint_dir):
+        wait_for_a_checkpoint(FLAGS.checkpoint_dir, FLAGS.eval_interval_secs)
     model_config = model_config_from_flags(FLAGS.checkpoint_dir)
     settings = EvalSettings(
         checkpoint_dir=FLAGS.checkpoint_dir, eval_logdir=FLAGS.eval_logdir, dataset_dir=FLAGS.dataset_dir,
@@ -55,4 +60,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app_runner.run(main)

@@ -142,16 +142,18 @@ def _final_step(checkpoint_dir: str) -> Optional[int]:
 
 
 def _progress_logger(split: str, every_seconds: float = 20.0):
-    last = [0.0]
+    last = [0.0, False]  # time of the last line, whether one was written
 
     def log(done: int, total: Optional[int], seconds: float):
         if seconds - last[0] < every_seconds and done != total:
             return
         last[0] = seconds
+        first = not last[1]
+        last[1] = True
         rate = done / max(seconds, 1e-9)
-        left = f", about {int((total - done) / rate)}s left" if total and rate > 0 else ""
-        logging.info("evaluated %d%s images of %s (%.1f images/s%s)", done, f"/{total}" if total else "", split,
-                     rate, left)
+        left = f", about {int((total - done) / rate)}s left" if total and rate > 0 and not first else ""
+        logging.info("evaluated %d%s images of %s (%.1f images/s%s%s)", done, f"/{total}" if total else "", split,
+                     rate, " so far: the first batch includes tracing" if first else "", left)
     return log
 
 
@@ -166,6 +168,24 @@ def describe(result: dict) -> str:
     lines += [f"  {name:{width}s} {'   n/a' if math.isnan(v) else f'{100 * v:6.2f}'}"
               for name, v in result["per_class_iou"].items()]
     return "\n".join(lines)
+
+
+def wait_for_a_checkpoint(checkpoint_dir: str, interval_secs: float,
+                          sleep: Callable[[float], None] = time.sleep) -> str:
+    """A polled directory with no checkpoint yet (a run starting): waits, saying so, until the run writes one
+    (the model's settings come from the run's config.json, so nothing can be built before)."""
+    waited = 0.0
+    while True:
+        latest = tf.train.latest_checkpoint(checkpoint_dir)
+        if latest:
+            return latest
+        if not waited:
+            logging.info("no checkpoint in %s yet: waiting for the training run to write one (looking every %ds; "
+                         "Ctrl-C stops)", checkpoint_dir, interval_secs)
+        else:
+            logging.info("still no checkpoint in %s after %ds", checkpoint_dir, int(waited))
+        sleep(interval_secs)
+        waited += interval_secs
 
 
 def run_evaluations(settings: EvalSettings, model_config: TrainConfig,

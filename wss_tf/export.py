@@ -14,6 +14,7 @@ import json
 import os
 
 from absl import app, flags, logging
+from wss_tf import app_runner
 
 from wss_tf.cli import define_model_flags, find_run_config, model_config_from_flags, parse_floats
 
@@ -127,4 +128,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
-    app.run(main)
+    app_runner.run(main)

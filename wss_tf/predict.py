@@ -18,6 +18,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 from absl import app, flags, logging
+from wss_tf import app_runner
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
@@ -233,4 +234,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
-    app.run(main)
+    app_runner.run(main)

@@ -11,6 +11,7 @@ import dataclasses
 import os
 
 from absl import app, flags, logging
+from wss_tf import app_runner
 
 from wss_tf.pretraining import PretrainConfig
 
@@ -46,4 +47,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app_runner.run(main)

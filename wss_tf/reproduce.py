@@ -20,6 +20,7 @@ import os
 import time
 
 from absl import app, flags, logging
+from wss_tf import app_runner
 
 from wss_tf.config import TrainConfig
 from wss_tf.experiments import Experiment, experiment_names, load_experiment
@@ -180,4 +181,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app_runner.run(main)

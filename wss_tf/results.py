@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import os
 
-from absl import app, flags
+from absl import flags
+from wss_tf import app_runner
 
 from wss_tf.experiments import published
 
@@ -91,4 +92,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app_runner.run(main)

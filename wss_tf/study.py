@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 from absl import app, flags, logging
+from wss_tf import app_runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 flags.DEFINE_string("config", os.path.join(ROOT, "configs", "demo.json"), "shared settings of every run")
@@ -247,4 +248,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app_runner.run(main)

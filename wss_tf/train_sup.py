@@ -4,10 +4,15 @@ official script's (base_learning_rate 1e-4, initialize_last_layer, all last laye
 
   ./run.sh train-sup --train_logdir=runs/voc92_sup --dataset_dir=records/voc --train_split=16_clean_3 ...
 """
-from absl import app, flags, logging
+from wss_tf import preemption
 
-from wss_tf.cli import config_from_flags, define_train_flags
-from wss_tf.config import SUP_DEFAULTS
+preemption.install()  # before TensorFlow's import and the minutes of start-up: a SIGTERM then still exits 143
+
+from absl import flags, logging  # noqa: E402
+from wss_tf import app_runner  # noqa: E402
+
+from wss_tf.cli import config_from_flags, define_train_flags  # noqa: E402
+from wss_tf.config import SUP_DEFAULTS  # noqa: E402
 
 define_train_flags(SUP_DEFAULTS)
 
@@ -24,4 +29,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app_runner.run(main)

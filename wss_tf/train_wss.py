@@ -4,9 +4,14 @@
       --train_split_cls=train_aug --model_variant=xception_65 --atrous_rates=6,12,18 \\
       --tf_initial_checkpoint=init/xception_65/model.ckpt [--weakly] [--config=configs/<experiment>.json]
 """
-from absl import app, flags, logging
+from wss_tf import preemption
 
-from wss_tf.cli import config_from_flags, define_train_flags
+preemption.install()  # before TensorFlow's import and the minutes of start-up: a SIGTERM then still exits 143
+
+from absl import flags, logging  # noqa: E402
+from wss_tf import app_runner  # noqa: E402
+
+from wss_tf.cli import config_from_flags, define_train_flags  # noqa: E402
 
 define_train_flags({"mode": "wss"})
 
@@ -23,4 +28,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app_runner.run(main)

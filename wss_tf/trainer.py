@@ -1,12 +1,10 @@
 """The training loop of train_sup.py and train_wss.py: strategy, data, model, checkpoints, summaries, progress."""
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import tempfile
-import threading
 import time
 
 import keras
@@ -16,6 +14,7 @@ from absl import logging
 
 from deeplab import load_official_checkpoint, official_variable_map
 from wss_tf import batch_norm_statistics as bn_stats
+from wss_tf import preemption
 from wss_tf import pseudo_label_quality as quality
 from wss_tf import step as steps
 from wss_tf.colormap import colorize
@@ -25,6 +24,7 @@ from wss_tf.data.datasets import load_dataset_info
 from wss_tf.data.records import split_files
 from wss_tf.data.validate import validate
 from wss_tf.distribute import is_chief, make_strategy
+from wss_tf.logdir_lock import locked
 from wss_tf.model import PseudoSegModel
 from wss_tf.precision import DynamicLossScale, dtype_policy
 from wss_tf.optim import DeepLabLearningRate, gradient_multipliers, make_optimizer
@@ -46,24 +46,6 @@ class Preempted(SystemExit):
     def __init__(self, step: int):
         super().__init__(128 + signal.SIGTERM)
         self.step = step
-
-
-@contextlib.contextmanager
-def _sigterm_flag():
-    """A dict whose "received" turns True on SIGTERM while the block runs (main thread only; else never)."""
-    flag = {"received": False}
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def handler(signum, frame):
-        flag["received"] = True
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 class Trainer:
@@ -90,14 +72,13 @@ class Trainer:
         self.skip_records = {}  # split -> "shard:index" of the records --skip_bad_records leaves out
         self.chief = is_chief(self.strategy)
         self.logdir = config.train_logdir if self.chief else tempfile.mkdtemp(prefix="worker_")
-        if self.chief:  # eval, vis and export rebuild the model from it
-            os.makedirs(self.logdir, exist_ok=True)
-            with open(os.path.join(self.logdir, RUN_CONFIG_FILE), "w") as f:
-                f.write(config.to_json() + "\n")
 
         # --seed fixes the initial weights and the dropout generators (Keras draws both from its global seed at
-        # construction), as the streams' seed fixes the data.
+        # construction), as the streams' seed fixes the data; --deterministic also fixes the kernels' reduction
+        # orders, so two runs of one command are bit-identical.
         keras.utils.set_random_seed(config.seed)
+        if config.deterministic:
+            tf.config.experimental.enable_op_determinism()
         with self.strategy.scope(), dtype_policy(config.precision):
             self.model = PseudoSegModel(
                 config.deeplab(self.info.num_classes), use_attention=config.use_attention,
@@ -146,8 +127,10 @@ class Trainer:
         latest = self.manager.latest_checkpoint
         if latest:
             try:
-                self.checkpoint.restore(latest).assert_existing_objects_matched()
+                status = self.checkpoint.restore(latest)
+                status.assert_existing_objects_matched()
             except (AssertionError, ValueError) as e:
+                _silence_pending_restore(self.checkpoint)
                 raise ValueError(
                     f"cannot resume from {latest}: it does not fit this run ({self.config.model_variant}, "
                     f"{self.info.num_classes} classes of dataset {self.info.name!r}, precision "
@@ -272,10 +255,29 @@ class Trainer:
         return path
 
     def run(self, stop_at_step: int | None = None) -> dict:
-        """Trains to training_number_of_steps (or stops early at `stop_at_step`, e.g. to test resuming)."""
+        """Trains to training_number_of_steps (or stops early at `stop_at_step`, e.g. to test resuming), holding
+        the lock of train_logdir (one training per directory) and stopping cleanly on SIGTERM."""
+        with locked(self.logdir), preemption.watching():
+            return self._run(stop_at_step)
+
+    def _write_run_config(self):
+        """config.json, which eval, vis and export rebuild the model from: written once the run is known to fit
+        train_logdir (a refused resume leaves the earlier run's file alone)."""
+        if self.chief:
+            path = os.path.join(self.logdir, RUN_CONFIG_FILE)
+            with open(path + ".tmp", "w") as f:
+                f.write(self.config.to_json() + "\n")
+            os.replace(path + ".tmp", path)
+
+    def _run(self, stop_at_step):
         c = self.config
         last_step = min(stop_at_step or c.training_number_of_steps, c.training_number_of_steps)
         start = self.restore_or_initialize()
+        self._write_run_config()
+        if preemption.requested():  # during start-up: nothing trained, nothing to save
+            logging.warning("stopped by SIGTERM before the first step of this process (at step %d); rerun the "
+                            "same command to %s", start, "resume" if start else "start")
+            raise Preempted(start)
         if start >= last_step:
             logging.info("already trained to step %d", start)
             if last_step == c.training_number_of_steps:
@@ -292,13 +294,12 @@ class Trainer:
         images_per_step = c.train_batch_size * (2 if second is not None else 1)
         logging.info("training %s (%s, %s) from step %d to %d, %d replicas, global batch %d", c.model_variant,
                      c.mode, c.precision, start, c.training_number_of_steps, self.replicas, c.train_batch_size)
-        with _sigterm_flag() as sigterm:
-            try:
-                results = self._loop(last_step, sigterm, labeled_it, second_it, images_per_step)
-            finally:  # a non-finite step is never applied: the weights here are always the last good ones
-                if self.step > start and self.step != self._last_saved:
-                    self.save()
-        if sigterm["received"]:
+        try:
+            results = self._loop(last_step, labeled_it, second_it, images_per_step)
+        finally:  # a non-finite step is never applied: the weights here are always the last good ones
+            if self.step > start and self.step != self._last_saved:
+                self.save()
+        if preemption.requested():
             logging.warning("stopped by SIGTERM at step %d; the checkpoint of that step is saved: rerun the same "
                             "command to resume", self.step)
             raise Preempted(self.step)
@@ -344,27 +345,36 @@ class Trainer:
                      len(layers), passes, time.time() - started)
         return passes
 
-    def _loop(self, last_step, sigterm, labeled_it, second_it, images_per_step) -> dict:
+    def _loop(self, last_step, labeled_it, second_it, images_per_step) -> dict:
         """Steps until last_step or SIGTERM; the last step's scalars."""
         c = self.config
         last_save = last_summary = time.time()
         window_start, window_steps, results = time.time(), 0, {}
-        while self.step < last_step and not sigterm["received"]:
+        first = True
+        while self.step < last_step and not preemption.requested():
+            if first:
+                logging.info("building and tracing the training step (the first step includes it: a minute or "
+                             "more on a CPU for a large model)")
             try:
                 batch = next(labeled_it), next(second_it) if second_it else None
             except tf.errors.OpError as e:
                 raise self._data_error(e) from None
             results = self.train_step(*batch)
-            window_steps += 1
+            if first:  # the rate and time left leave the tracing out
+                logging.info("first step done in %s (tracing included)", _duration(time.time() - window_start))
+                first, window_start = False, time.time()
+            else:
+                window_steps += 1
             step = self.step
             if results["applied"] < 0.5:
                 self._skipped(step + 1, results)
                 continue
             if step % c.log_steps == 0 or step == c.training_number_of_steps:
-                rate = window_steps * images_per_step / (time.time() - window_start)
+                rate = window_steps * images_per_step / (time.time() - window_start) if window_steps else None
                 self._close_quality_window(step)
                 self._log_progress(step, results, rate, images_per_step)
-                window_start, window_steps = time.time(), 0
+                if window_steps:
+                    window_start, window_steps = time.time(), 0
             now = time.time()
             if self.chief and now - last_summary >= c.save_summaries_secs:
                 self._write_summaries(step, results)
@@ -382,8 +392,9 @@ class Trainer:
         problems = [p for report in self.find_bad_records().values() for p in report.problems]
         found = ("bad records:\n  " + "\n  ".join(problems[:20])) if problems else \
             f"no record fails the checks; the pipeline said: {error}"
-        return ValueError(f"training data error at step {self.step + 1}: {found}\nthe checkpoint of step "
-                          f"{self.step} is kept; fix or rebuild the records (./run.sh validate), or pass "
+        kept = f"the checkpoint of step {self.step} is kept" if self.manager.latest_checkpoint else \
+            "no checkpoint has been written yet"
+        return ValueError(f"training data error at step {self.step + 1}: {found}\n{kept}; fix or rebuild the records (./run.sh validate), or pass "
                           f"--skip_bad_records to leave such records out")
 
     def _skipped(self, step, results):
@@ -419,8 +430,13 @@ class Trainer:
                 f.write(json.dumps({"step": step, "images": images, **summary}) + "\n")
 
     def _log_progress(self, step, results, images_per_second, images_per_step):
+        """images_per_second None: no step but the first (tracing) since the last line, so no rate yet."""
         c = self.config
-        eta = (c.training_number_of_steps - step) * images_per_step / max(images_per_second, 1e-9)
+        if images_per_second is None:
+            speed = "time left after the next progress line"
+        else:
+            eta = (c.training_number_of_steps - step) * images_per_step / max(images_per_second, 1e-9)
+            speed = f"{images_per_second:.1f} img/s  {_duration(eta)} left"
         parts = " ".join(f"{k} {float(results[k]):.3f}" for k in ("supervised", "sgc", "classification",
                                                                    "consistency") if k in results)
         lr = float(self.schedule(step)) if c.optimizer == "momentum" else c.adam_learning_rate
@@ -428,8 +444,8 @@ class Trainer:
             if "pseudo_label_accuracy" in results else ""
         if self.last_quality:
             extra += "  " + quality.format_summary(self.last_quality)
-        logging.info("step %d/%d  loss %.3f (%s)  lr %.2e%s  %.1f img/s  %s left", step, c.training_number_of_steps,
-                     float(results["total"]), parts, lr, extra, images_per_second, _duration(eta))
+        logging.info("step %d/%d  loss %.3f (%s)  lr %.2e%s  %s", step, c.training_number_of_steps,
+                     float(results["total"]), parts, lr, extra, speed)
 
     def _write_summaries(self, step, results):
         if not self.chief or not results:
@@ -451,6 +467,15 @@ class Trainer:
                     image = colorize(image[..., 0])
                 tf.summary.image(key, image, max_outputs=image.shape[0])
         self.writer.flush()
+
+
+def _silence_pending_restore(checkpoint: tf.train.Checkpoint):
+    """A refused restore leaves deferred restorations behind, each of which logs a warning when the objects go
+    away (about a thousand for DeepLab), burying the error; mark them expected so the error stays the message."""
+    try:
+        checkpoint.restore(None).expect_partial()
+    except Exception:  # noqa: BLE001 -- best effort: the real error follows
+        pass
 
 
 def _numeric(batch):

@@ -22,7 +22,8 @@ import os
 import time
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
+from wss_tf import app_runner
 
 from wss_tf.cli import define_model_flags, parse_floats
 from wss_tf.colormap import COLORMAP_TYPES, colorize_array
@@ -169,4 +170,4 @@ def main(argv):
 if __name__ == "__main__":
     define_flags()
     flags.mark_flags_as_required(["vis_logdir", "checkpoint_dir", "dataset_dir"])
-    app.run(main)
+    app_runner.run(main)

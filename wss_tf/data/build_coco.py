@@ -21,12 +21,13 @@ import os
 from typing import Sequence
 
 import numpy as np
-from absl import app, flags
+from absl import flags
+from wss_tf import app_runner
 
 from wss_tf.data import checks
 from wss_tf.data.build_folder import eval_crop_for
 from wss_tf.data.datasets import COCO, DatasetInfo, write_dataset_info
-from wss_tf.data.records import IGNORE_LABEL, print_written, write_split
+from wss_tf.data.records import IGNORE_LABEL, StagedBuild, print_written, write_split
 from wss_tf.data.splits import SPLITS_DIR, read_split
 
 DATASET = "coco"
@@ -142,14 +143,15 @@ def build_coco(coco_root: str, output_dir: str, splits: Sequence[str] = DEFAULT_
             max_side[0] = max(max_side[0], record.height, record.width)
             yield record
 
-    written = {name: write_split(records(entries), output_dir, name, checks.shard_count(num_shards, len(entries)),
-                                 total=len(entries))
-               for name, entries in plan.items()}
-    if tuple(subsets.category_names) != COCO.class_names[1:]:
-        crop = max(COCO.eval_crop[0], eval_crop_for(max_side[0]))
-        write_dataset_info(DatasetInfo(DATASET, ("background", *subsets.category_names), (crop, crop),
-                                       split_sizes={name: len(e) for name, e in plan.items()}), output_dir)
-    return written
+    with StagedBuild(output_dir) as stage:  # all splits or none replace an earlier build
+        written = {name: write_split(records(entries), stage.path, name,
+                                     checks.shard_count(num_shards, len(entries)), total=len(entries))
+                   for name, entries in plan.items()}
+        if tuple(subsets.category_names) != COCO.class_names[1:]:
+            crop = max(COCO.eval_crop[0], eval_crop_for(max_side[0]))
+            write_dataset_info(DatasetInfo(DATASET, ("background", *subsets.category_names), (crop, crop),
+                                           split_sizes={name: len(e) for name, e in plan.items()}), stage.path)
+    return stage.final(written)
 
 
 FLAGS = flags.FLAGS
@@ -172,4 +174,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app_runner.run(main)

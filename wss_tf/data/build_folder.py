@@ -18,10 +18,11 @@ import os
 from typing import Mapping, Optional, Sequence
 
 from absl import app, flags
+from wss_tf import app_runner
 
 from wss_tf.data import checks
 from wss_tf.data.datasets import DatasetInfo, write_dataset_info
-from wss_tf.data.records import print_written, write_split
+from wss_tf.data.records import StagedBuild, print_written, write_split
 from wss_tf.data.splits import read_list
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -124,17 +125,17 @@ def build_folder(folder: str, output_dir: str, *, num_classes: int, class_names:
             max_side[0] = max(max_side[0], record.height, record.width)
             yield record
 
-    written = {}
-    for name, ids in split_ids.items():
-        written[name] = write_split(records(ids), output_dir, name, checks.shard_count(num_shards, len(ids)),
-                                    total=len(ids))
-    if eval_crop is None:
-        crop = eval_crop_for(max_side[0])
-        eval_crop = (crop, crop)
-    info = DatasetInfo(dataset_name, class_names, tuple(int(s) for s in eval_crop),
-                       split_sizes={name: len(ids) for name, ids in split_ids.items()})
-    write_dataset_info(info, output_dir)
-    return written
+    with StagedBuild(output_dir) as stage:  # all splits or none replace an earlier build
+        written = {name: write_split(records(ids), stage.path, name, checks.shard_count(num_shards, len(ids)),
+                                     total=len(ids))
+                   for name, ids in split_ids.items()}
+        if eval_crop is None:
+            crop = eval_crop_for(max_side[0])
+            eval_crop = (crop, crop)
+        info = DatasetInfo(dataset_name, class_names, tuple(int(s) for s in eval_crop),
+                           split_sizes={name: len(ids) for name, ids in split_ids.items()})
+        write_dataset_info(info, stage.path)
+    return stage.final(written)
 
 
 FLAGS = flags.FLAGS
@@ -165,4 +166,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app_runner.run(main)

@@ -22,12 +22,13 @@ from __future__ import annotations
 import os
 from typing import Optional, Sequence
 
-from absl import app, flags
+from absl import flags
+from wss_tf import app_runner
 
 from wss_tf.data import checks
 from wss_tf.data.build_folder import eval_crop_for
 from wss_tf.data.datasets import PASCAL_VOC_SEG, DatasetInfo, write_dataset_info
-from wss_tf.data.records import print_written, write_split
+from wss_tf.data.records import StagedBuild, print_written, write_split
 from wss_tf.data.splits import SPLITS_DIR, read_split
 
 DATASET = "pascal_voc_seg"
@@ -101,14 +102,15 @@ def build_voc(voc_root: str, output_dir: str, splits: Sequence[str] = DEFAULT_SP
             max_side = max(max_side, record.height, record.width)
             yield record
 
-    written = {name: write_split(records(ids), output_dir, name, checks.shard_count(num_shards, len(ids)),
-                                 total=len(ids))
-               for name, ids in plan.items()}
-    if class_names is not None:
-        crop = eval_crop_for(max_side)
-        write_dataset_info(DatasetInfo(dataset_name or DEFAULT_OTHER_NAME, class_names, (crop, crop),
-                                       split_sizes={name: len(ids) for name, ids in plan.items()}), output_dir)
-    return written
+    with StagedBuild(output_dir) as stage:  # all splits or none replace an earlier build
+        written = {name: write_split(records(ids), stage.path, name, checks.shard_count(num_shards, len(ids)),
+                                     total=len(ids))
+                   for name, ids in plan.items()}
+        if class_names is not None:
+            crop = eval_crop_for(max_side)
+            write_dataset_info(DatasetInfo(dataset_name or DEFAULT_OTHER_NAME, class_names, (crop, crop),
+                                           split_sizes={name: len(ids) for name, ids in plan.items()}), stage.path)
+    return stage.final(written)
 
 
 FLAGS = flags.FLAGS
@@ -137,4 +139,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app_runner.run(main)

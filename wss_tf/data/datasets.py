@@ -69,10 +69,12 @@ def load_dataset_info(name: str, dataset_dir: Optional[str] = None) -> DatasetIn
             raw = json.load(f)
         info = DatasetInfo(raw["name"], tuple(raw["class_names"]), tuple(raw["eval_crop"]), raw["ignore_label"],
                            raw.get("split_sizes", {}))
-        if name not in (info.name, None) and name in BUILT_IN:
-            raise ValueError(f"--dataset={name} but {path} describes dataset {info.name!r}")
+        if name and name != info.name:  # a name that is not the records' would be written into config.json
+            raise ValueError(f"--dataset={name} but {path} describes dataset {info.name!r}: pass "
+                             f"--dataset={info.name}")
         return info
     if name in BUILT_IN:
         return BUILT_IN[name]
+    where = f"{dataset_dir!r}" + ("" if not dataset_dir or os.path.isdir(dataset_dir) else ", which does not exist")
     raise ValueError(f"unknown dataset {name!r}: not one of {sorted(BUILT_IN)} and no {INFO_FILE} in "
-                     f"{dataset_dir!r} (the folder and generated-data builders write one)")
+                     f"{where} (the folder and generated-data builders write one)")

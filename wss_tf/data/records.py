@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import sys
 import time
 from typing import Iterable, NamedTuple, Optional
@@ -74,6 +75,8 @@ def shard_path(output_dir: str, split: str, index: int, num_shards: int) -> str:
 
 def split_files(dataset_dir: str, split: str) -> list[str]:
     """The shards of `split`, sorted; a clear error when there are none."""
+    if not tf.io.gfile.isdir(dataset_dir):
+        raise FileNotFoundError(f"dataset_dir {dataset_dir!r} does not exist (no records for split {split!r})")
     files = sorted(tf.io.gfile.glob(os.path.join(dataset_dir, f"{split}-*")))
     if not files:
         present = sorted({os.path.basename(f).split("-")[0] for f in tf.io.gfile.glob(os.path.join(dataset_dir, "*.tfrecord"))})
@@ -139,6 +142,52 @@ def write_split(records: Iterable[Record], output_dir: str, split: str, num_shar
             tf.io.gfile.remove(stale)
     progress.done()
     return paths
+
+
+STAGING_DIR = ".building"  # inside the output folder: same file system, and `{split}-*` never matches it
+
+_SHARD_NAME = re.compile(r"^(?P<split>.+)-\d{5}-of-\d{5}\.tfrecord$")
+
+
+class StagedBuild:
+    """A record set built into `output_dir/.building/` and moved into `output_dir` only when every split and
+    dataset_info.json are written: a build that fails part way leaves the earlier record set as it was, never
+    new shards of some splits beside old ones and the old dataset_info.json.
+
+        with StagedBuild(output_dir) as stage:
+            paths = write_split(records, stage.path, "train")
+            write_dataset_info(info, stage.path)
+        paths = stage.final(paths)
+    """
+
+    def __init__(self, output_dir: str):
+        self.output_dir = output_dir
+        self.path = os.path.join(output_dir, STAGING_DIR)
+
+    def __enter__(self) -> "StagedBuild":
+        if tf.io.gfile.exists(self.path):  # a build that was killed
+            tf.io.gfile.rmtree(self.path)
+        tf.io.gfile.makedirs(self.path)
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        if kind is not None:
+            tf.io.gfile.rmtree(self.path)
+            return False
+        names = sorted(os.path.basename(p) for p in tf.io.gfile.listdir(self.path))
+        for split in sorted({m.group("split") for m in map(_SHARD_NAME.match, names) if m}):
+            for old in tf.io.gfile.glob(os.path.join(self.output_dir, f"{split}-?????-of-?????.tfrecord")):
+                tf.io.gfile.remove(old)  # another shard count would leave some behind
+        for name in names:
+            tf.io.gfile.rename(os.path.join(self.path, name), os.path.join(self.output_dir, name), overwrite=True)
+        tf.io.gfile.rmtree(self.path)
+        return False
+
+    def final(self, written):
+        """Paths (a list, or a dict of lists) written into the stage, as they are after the move."""
+        if isinstance(written, dict):
+            return {k: self.final(v) for k, v in written.items()}
+        return [os.path.join(self.output_dir, os.path.basename(p)) for p in written]
 
 
 def print_written(written: dict, output_dir: str) -> None:

@@ -1004,8 +1004,8 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
-    from absl import app
+    from wss_tf import app_runner
 
     generated.define_generation_flags(DEFAULT_NUM_TRAIN, DEFAULT_NUM_VAL, DEFAULT_LABELED_SIZES,
                                       DEFAULT_IMAGE_SIZE_RANGE)
-    app.run(main)
+    app_runner.run(main)

@@ -19,7 +19,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
+from wss_tf import app_runner
 
 from wss_tf.data.checks import bad_class_ids
 from wss_tf.data.datasets import load_dataset_info
@@ -209,4 +210,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app_runner.run(main)
