@@ -42,6 +42,18 @@ def test_every_scale_is_drawn():
     assert sizes == set(range(7))
 
 
+def test_step_size_zero_draws_the_scale_uniformly_as_the_official_get_random_scale():
+    """The valid region of a 40x40 image in an 81x81 crop is the scaled image: its side is floor(40 * scale)."""
+    config = AugmentConfig(crop_size=(81, 81), mean_pixel=MEAN, min_scale_factor=0.5, max_scale_factor=2.0,
+                           scale_factor_step_size=0)
+    image, label = _example(40, 40)
+    sides = {int(np.sqrt(augment.augment_labeled(image, label, config, _seed(i))[2].numpy().sum()))
+             for i in range(12)}
+    assert config.scales is None and len(sides) >= 8 and min(sides) >= 20 and max(sides) <= 80
+    assert sides - {20, 30, 40, 50, 60, 70, 80}  # not only the 0.25 grid (nor only its ends, as it drew before)
+    assert AugmentConfig(crop_size=(9, 9), min_scale_factor=1.5, max_scale_factor=1.5).scales == [1.5]
+
+
 def test_labeled_crop_padding_and_valid_mask():
     config = AugmentConfig(crop_size=(65, 65), mean_pixel=MEAN)
     image, label = _example(40, 30)

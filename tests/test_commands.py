@@ -1,7 +1,6 @@
 """The training commands as a user runs them, each in a fresh process: --num_clones splits the CPU, --seed
 with --deterministic makes two runs bit-identical, SIGTERM exits 143 from the start of the process on, and a
 user's error is one line."""
-import json
 import os
 import signal
 import subprocess
@@ -95,12 +94,20 @@ def test_sigterm_exits_143_during_start_up_and_during_training(toy_dataset, tmp_
 
 
 def test_a_users_error_is_one_line_and_the_traceback_is_asked_for(toy_dataset, tmp_path):
-    config = tmp_path / "experiment.json"
-    config.write_text(json.dumps({"weakly": "false"}))
-    plain = Command("train_sup", toy_dataset, tmp_path / "run", f"--config={config}")
-    verbose = Command("train_sup", toy_dataset, tmp_path / "run", f"--config={config}", "--traceback")
+    """A resume refused (another class count in train_logdir): one line naming the checkpoint, not a traceback
+    followed by a restore warning per variable; --traceback shows where it was raised."""
+    import shutil
+
+    from wss_tf.data.datasets import DatasetInfo, write_dataset_info
+
+    first = Command("train_sup", toy_dataset, tmp_path / "run", "--training_number_of_steps=1")
+    assert first.finish() == 0, first.stderr[-3000:]
+    five = tmp_path / "five_classes"
+    shutil.copytree(toy_dataset, five)
+    write_dataset_info(DatasetInfo("toy5", ("background", "a", "b", "c", "d"), (65, 65)), str(five))
+    plain = Command("train_sup", five, tmp_path / "run", "--dataset=toy5")
+    verbose = Command("train_sup", five, tmp_path / "run", "--dataset=toy5", "--traceback")
     assert plain.finish() == 1 and verbose.finish() == 1
-    assert "error: config key 'weakly' must be true or false, got 'false' (str)" in plain.stderr
-    assert "Traceback" not in plain.stderr
-    assert "Traceback" in verbose.stderr and "ValueError: config key 'weakly'" in verbose.stderr
-    assert not os.path.exists(tmp_path / "run" / "config.json")
+    assert "error: cannot resume from " in plain.stderr and "ckpt-1: it does not fit this run" in plain.stderr
+    assert "Traceback" not in plain.stderr and "unrestored values" not in plain.stderr
+    assert "Traceback" in verbose.stderr and "ValueError: cannot resume from" in verbose.stderr

@@ -13,6 +13,7 @@ import typing
 from absl import flags
 
 from wss_tf.config import RUN_CONFIG_FILE, TrainConfig
+from wss_tf.flag_help import HELP, grouped_listing
 
 _SEQUENCE_FIELDS = {f.name for f in dataclasses.fields(TrainConfig) if "tuple" in str(f.type)}
 _OPTIONAL = {"decoder_output_stride": int, "batch_norm_decay": float}  # 'none' switches them off
@@ -34,7 +35,7 @@ def define_train_flags(defaults: dict | None = None, flag_values=flags.FLAGS, fi
         if fields is not None and field.name not in fields:
             continue
         name, default = field.name, defaults[field.name]
-        help_text = f"official flag {name} (see wss_tf/config.py)"
+        help_text = HELP[name]
         if name in _SEQUENCE_FIELDS:
             value = None if default is None else [str(v) for v in default]
             flags.DEFINE_multi_string(name, value, help_text + "; repeat the flag or give a comma list", flag_values=fv)
@@ -48,6 +49,13 @@ def define_train_flags(defaults: dict | None = None, flag_values=flags.FLAGS, fi
             flags.DEFINE_float(name, default, help_text, flag_values=fv)
         else:
             flags.DEFINE_string(name, default, help_text, flag_values=fv)
+
+
+def train_usage(doc: str, defaults: dict | None = None) -> str:
+    """An app's docstring followed by every training flag by group: what its --help prints (absl prints the
+    main module's docstring, and would list only flags the app module defines itself)."""
+    values = {**{f.name: f.default for f in dataclasses.fields(TrainConfig)}, **(defaults or {})}
+    return doc + grouped_listing(values)
 
 
 def _convert(name: str, value):

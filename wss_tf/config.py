@@ -7,10 +7,7 @@ import json
 import typing
 from typing import Optional
 
-from deeplab import DeepLabConfig
-from wss_tf.data.augment import AugmentConfig
-from wss_tf.precision import PRECISIONS
-from wss_tf.pseudo_label import PseudoLabelConfig
+# TensorFlow is imported only when a config is made (below, lazily): the flags and --help never import it.
 
 
 RUN_CONFIG_FILE = "config.json"  # the run's settings, written into train_logdir; eval/vis/export read the model's
@@ -108,6 +105,8 @@ class TrainConfig:
         self.deeplab()  # model options fail here, before anything is built
         self.augment()
         self.pseudo_label()
+        from wss_tf.precision import PRECISIONS
+
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.training_number_of_steps <= 0:
@@ -124,7 +123,9 @@ class TrainConfig:
                 f"strong view would be mostly cut out and the consistency loss would see almost no pixel; scale "
                 f"it with the crop (official: 50 at crop 513, so about crop / 10)")
 
-    def deeplab(self, num_classes: int = 21) -> DeepLabConfig:
+    def deeplab(self, num_classes: int = 21):
+        from deeplab import DeepLabConfig
+
         return DeepLabConfig(
             model_variant=self.model_variant, num_classes=num_classes, output_stride=self.output_stride,
             atrous_rates=self.atrous_rates, multi_grid=self.multi_grid,
@@ -133,8 +134,9 @@ class TrainConfig:
             fine_tune_batch_norm=self.fine_tune_batch_norm, sync_batch_norm=self.sync_batch_norm,
             batch_norm_decay=self.batch_norm_decay)
 
-    def augment(self) -> AugmentConfig:
+    def augment(self):
         from deeplab import get_spec
+        from wss_tf.data.augment import AugmentConfig
 
         return AugmentConfig(
             crop_size=tuple(self.train_crop_size), mean_pixel=get_spec(self.model_variant).mean_pixel,
@@ -144,7 +146,9 @@ class TrainConfig:
                 name: getattr(AugmentConfig, name) * self.color_jitter_strength
                 for name in ("brightness", "contrast", "saturation", "hue")})
 
-    def pseudo_label(self) -> PseudoLabelConfig:
+    def pseudo_label(self):
+        from wss_tf.pseudo_label import PseudoLabelConfig
+
         return PseudoLabelConfig(
             use_attention=self.use_attention, pseudo_src=self.pseudo_src, logit_norm=self.logit_norm,
             temperature=self.temperature, soft_pseudo_label=self.soft_pseudo_label,

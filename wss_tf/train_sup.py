@@ -11,10 +11,11 @@ preemption.install()  # before TensorFlow's import and the minutes of start-up: 
 from absl import flags, logging  # noqa: E402
 from wss_tf import app_runner  # noqa: E402
 
-from wss_tf.cli import config_from_flags, define_train_flags  # noqa: E402
+from wss_tf.cli import config_from_flags, define_train_flags, train_usage  # noqa: E402
 from wss_tf.config import SUP_DEFAULTS  # noqa: E402
 
 define_train_flags(SUP_DEFAULTS)
+__doc__ = train_usage(__doc__, SUP_DEFAULTS)
 
 
 def main(argv):

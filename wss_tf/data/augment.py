@@ -42,9 +42,12 @@ class AugmentConfig:
 
     @property
     def scales(self) -> list[float]:
-        """The discrete scale set of `get_random_scale`: {0.5, 0.75, ..., 2.0} by default."""
-        if self.min_scale_factor == self.max_scale_factor or self.scale_factor_step_size == 0:
-            return [self.min_scale_factor, self.max_scale_factor]
+        """The discrete scale set of `get_random_scale`: {0.5, 0.75, ..., 2.0} by default; None for step size 0,
+        where the official code draws the scale uniformly from [min, max]."""
+        if self.min_scale_factor == self.max_scale_factor:
+            return [self.min_scale_factor]
+        if self.scale_factor_step_size == 0:
+            return None
         steps = int((self.max_scale_factor - self.min_scale_factor) / self.scale_factor_step_size + 1)
         return [self.min_scale_factor + i * (self.max_scale_factor - self.min_scale_factor) / (steps - 1)
                 for i in range(steps)]
@@ -150,8 +153,11 @@ def image_level_labels(label, num_classes: int):
 def _scale_pad_crop(image, label, config: AugmentConfig, seed, strong_fn=None):
     """Steps shared by both training streams: scale, (strong colour op), pad, crop, valid mask."""
     scale_seed, crop_seed, strong_seed = op_seeds(seed, 3)
-    scales = tf.constant(config.scales, tf.float32)
-    scale = scales[tf.random.stateless_uniform([], scale_seed, 0, len(config.scales), dtype=tf.int32)]
+    if config.scales is None:
+        scale = tf.random.stateless_uniform([], scale_seed, config.min_scale_factor, config.max_scale_factor)
+    else:
+        scales = tf.constant(config.scales, tf.float32)
+        scale = scales[tf.random.stateless_uniform([], scale_seed, 0, len(config.scales), dtype=tf.int32)]
     image, label = random_scale(image, label, scale)
     shape = tf.shape(image)
     crop_h, crop_w = config.crop_size
