@@ -59,7 +59,14 @@ USAGE
 }
 
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+# TensorFlow's C++ INFO and WARNING lines are hidden (2). On a machine without an NVIDIA device its only C++ ERROR
+# line is "failed call to cuInit" on every command, so there errors are hidden too (3); Python still raises every
+# error. Set TF_CPP_MIN_LOG_LEVEL yourself to see them.
+if compgen -G "/dev/nvidia[0-9]*" >/dev/null; then
+  export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+else
+  export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-3}"
+fi
 cmd="${1:-demo}"
 [[ $# -gt 0 ]] && shift
 case "$cmd" in

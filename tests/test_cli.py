@@ -83,3 +83,19 @@ def test_help_lists_the_flags_by_group_without_importing_tensorflow():
         result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=root,
                                 timeout=120)
         assert result.stdout.strip() == "[]", (app, result.stderr[-2000:])
+
+
+def test_run_sh_commands_do_not_print_cuinit_on_a_machine_without_a_gpu():
+    import glob
+    import os
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if glob.glob("/dev/nvidia[0-9]*"):
+        pytest.skip("this machine has an NVIDIA device")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run([os.path.join(root, "run.sh"), "python", "-c",
+                             "import tensorflow as tf; print(tf.config.list_physical_devices('GPU'))"],
+                            capture_output=True, text=True, env=env, cwd=root, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr[-2000:]
+    assert "cuInit" not in result.stderr

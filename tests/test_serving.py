@@ -1,4 +1,5 @@
 import json
+import logging as pylogging
 import os
 import subprocess
 import sys
@@ -6,13 +7,14 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import logging as absl_logging
 from PIL import Image
 
 from deeplab import official_variable_map
 from wss_tf.config import TrainConfig
 from wss_tf.data.augment import pad_to_size
 from wss_tf.inference import build_model, predict_probabilities
-from wss_tf.serving import METADATA_FILE, SegmentationServer, export_saved_model
+from wss_tf.serving import METADATA_FILE, SegmentationServer, _DropRenamedInputNotes, export_saved_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "tests", "scripts", "serve_export.py")
@@ -79,8 +81,21 @@ def served(tmp_path_factory):
     """One model, exported once and run in a fresh process; the live server beside it."""
     tmp = tmp_path_factory.mktemp("serving")
     model = trained_like_model()
-    export_dir = export_saved_model(model, str(tmp / "export"), crop_size=CROP, eval_scales=SCALES,
-                                    add_flipped_images=True, class_names=CLASSES, colormap_name="pascal")
+    notes = []  # what the export logs
+
+    class Keep(pylogging.Handler):
+        def emit(self, record):
+            notes.append(record.getMessage())
+
+    keep, verbosity = Keep(), absl_logging.get_verbosity()
+    absl_logging.get_absl_logger().addHandler(keep)
+    absl_logging.set_verbosity(absl_logging.INFO)  # as the export command runs
+    try:
+        export_dir = export_saved_model(model, str(tmp / "export"), crop_size=CROP, eval_scales=SCALES,
+                                        add_flipped_images=True, class_names=CLASSES, colormap_name="pascal")
+    finally:
+        absl_logging.get_absl_logger().removeHandler(keep)
+        absl_logging.set_verbosity(verbosity)
     images = {f"image_{i}": smooth_images(1, h, w, seed=i)[0] for i, (h, w) in enumerate(SIZES)}
     np.savez(tmp / "images.npz", **images)
     pngs = []
@@ -98,7 +113,7 @@ def served(tmp_path_factory):
     stdout, stderr = process.communicate(timeout=600)
     assert process.returncode == 0, stderr[-3000:]
     signatures = json.loads([l for l in stdout.splitlines() if l.startswith("SIGNATURES ")][-1][len("SIGNATURES "):])
-    return dict(model=model, server=server, images=images, live=live, export_dir=export_dir,
+    return dict(model=model, server=server, images=images, live=live, export_dir=export_dir, export_log=notes,
                 reloaded=dict(np.load(tmp / "out.npz")), signatures=signatures)
 
 
@@ -125,6 +140,17 @@ def test_reloaded_export_gives_the_live_and_eval_labels_at_every_size(served):
         h, w = images[key].shape[:2]
         np.testing.assert_array_equal(batch[i, :h, :w], reloaded["labels_" + key], err_msg=key)
         assert (batch[i, h:] == 255).all() and (batch[i, :, w:] == 255).all()
+
+
+def test_the_export_does_not_log_a_note_per_renamed_input(served):
+    """TF's saver notes every captured-variable input it renames, per signature (KB of numbers); they are
+    dropped, and only they."""
+    assert not [n for n in served["export_log"] if "contains input name(s)" in n]
+    probe = pylogging.LogRecord("absl", pylogging.INFO, __file__, 1, "Function `f` contains input name(s) 1, 2",
+                                None, None)
+    assert not _DropRenamedInputNotes().filter(probe)
+    probe.msg = "something else"
+    assert _DropRenamedInputNotes().filter(probe)
 
 
 def test_signatures_follow_tf_serving_conventions_and_metadata_is_written(served):
