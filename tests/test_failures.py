@@ -29,6 +29,8 @@ def one_cpu():
     ({"output_stride": 16, "atrous_rates": (12, 24, 36)}, ValueError, "rates for output_stride 8"),
     ({"model_variant": "xception_99"}, ValueError, "unknown model_variant 'xception_99'; known variants"),
     ({"precision": "float8"}, ValueError, "precision must be one of"),
+    ({"cutout_pad_size": 20}, ValueError, r"cutout_pad_size 20 makes a cutout box of up to 40 pixels, not smaller "
+                                          r"than the train crop 33x33"),
     ({"train_split_cls": "no_such_split"}, FileNotFoundError, "no records for split 'no_such_split'.*splits found "
                                                               "there: \\['pool', 'train', 'val'\\]"),
 ])
@@ -69,8 +71,6 @@ def test_resuming_a_run_of_another_class_count_names_the_checkpoint_and_keeps_it
     ({"atrous_rates": [6, "12"]}, "config key 'atrous_rates' must be a list of integers or null"),
     ({"momentum": 1.5}, r"config key 'momentum' must lie in \[0, 1\], got 1.5"),
     ({"num_clones": -1}, "config key 'num_clones' must be >= 0"),
-    ({"train_crop_size": [65, 65]}, "cutout_pad_size 50 makes a cutout box of up to 100 pixels, not smaller than "
-                                    "the train crop 65x65"),
 ])
 def test_config_values_are_checked_against_their_fields_naming_the_key(values, message):
     with pytest.raises(ValueError, match=message):

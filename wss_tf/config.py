@@ -113,6 +113,9 @@ class TrainConfig:
             raise ValueError("training_number_of_steps must be positive")
         if not 0 <= self.color_jitter_strength <= 2:
             raise ValueError(f"color_jitter_strength must lie in [0, 2], got {self.color_jitter_strength}")
+
+    def check_trainable(self) -> None:
+        """What only training needs (eval, vis and export rebuild a model from a run's config without it)."""
         if self.mode == "wss" and 2 * self.cutout_pad_size >= min(self.train_crop_size):
             # The box is [c - pad, c + pad) around a uniform centre: at 2 * pad >= the crop it covers most or all of
             # every strong view, whose pixels then leave the consistency loss: PseudoSeg would silently train as

@@ -60,6 +60,7 @@ class Trainer:
             raise ValueError("train_logdir is required")
         if not config.dataset_dir:
             raise ValueError("dataset_dir is required")
+        config.check_trainable()
         self.config = config
         self.strategy = strategy or make_strategy(config.num_clones)
         self.replicas = self.strategy.num_replicas_in_sync
