@@ -105,8 +105,9 @@ def test_a_users_error_is_one_line_and_the_traceback_is_asked_for(toy_dataset, t
     five = tmp_path / "five_classes"
     shutil.copytree(toy_dataset, five)
     write_dataset_info(DatasetInfo("toy5", ("background", "a", "b", "c", "d"), (65, 65)), str(five))
+    shutil.copytree(tmp_path / "run", tmp_path / "copy")  # one training per train_logdir: the two run side by side
     plain = Command("train_sup", five, tmp_path / "run", "--dataset=toy5")
-    verbose = Command("train_sup", five, tmp_path / "run", "--dataset=toy5", "--traceback")
+    verbose = Command("train_sup", five, tmp_path / "copy", "--dataset=toy5", "--traceback")
     assert plain.finish() == 1 and verbose.finish() == 1
     assert "error: cannot resume from " in plain.stderr and "ckpt-1: it does not fit this run" in plain.stderr
     assert "Traceback" not in plain.stderr and "unrestored values" not in plain.stderr
