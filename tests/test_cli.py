@@ -99,3 +99,16 @@ def test_run_sh_commands_do_not_print_cuinit_on_a_machine_without_a_gpu():
                             capture_output=True, text=True, env=env, cwd=root, timeout=300)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr[-2000:]
     assert "cuInit" not in result.stderr
+    assert "oneDNN custom operations are on" in result.stderr  # run.sh turns them on on every x86 CPU
+
+
+def test_run_sh_leaves_onednn_off_when_asked():
+    import os
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0"}
+    result = subprocess.run([os.path.join(root, "run.sh"), "python", "-c", "import tensorflow"],
+                            capture_output=True, text=True, env=env, cwd=root, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "oneDNN custom operations are on" not in result.stderr
