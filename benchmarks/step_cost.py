@@ -2,12 +2,14 @@
 
     ./run.sh benchmark-step [--model_variant xception_tiny] [--crop 97] [--batch 2] [--rounds 5] [--steps 3]
                             [--precision float32] [--jit_compile] [--official_duplicate_passes] [--replicas 1]
+                            [--profile]
 
 Prints, for the chosen backbone, crop and per-replica batch:
   1. the backbone passes each step's graph runs, and the PseudoSeg (semi) step time over the supervised one
      (interleaved rounds on the same fixed batches, medians; the input pipeline is not involved);
   2. the FLOPs of each step counted from its graph, the FLOP/s achieved, and a dense matmul measured in the same
-     process on the same device: the fraction of the attainable peak;
+     process on the same device: the fraction of the attainable peak; with --profile, each step's top op types by
+     self time (TF's profiler) and how much of the step the ops keep busy;
   3. each input stream's images/s alone against what the step consumes, and in a real loop (iterators feeding
      the step) the share of time the step waited on input;
   4. evaluation images/s at --eval_crop, and the peak resident memory of training and of evaluation.
@@ -25,6 +27,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from input_pipeline import images_per_second, make_records  # noqa: E402
+from op_profile import format_profile, op_rows, time_by_op_type  # noqa: E402
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -126,6 +129,9 @@ def main():
     parser.add_argument("--eval_images", type=int, default=8)
     parser.add_argument("--eval_crop", type=int, default=513, help="VOC's; the records are VOC-sized")
     parser.add_argument("--records", type=int, default=32)
+    parser.add_argument("--profile", action="store_true", help="also the top op types of each step by self time "
+                        "(TF profiler)")
+    parser.add_argument("--profile_steps", type=int, default=5)
     args = parser.parse_args()
 
     if args.replicas > 1:
@@ -168,6 +174,11 @@ def main():
             labeled, second = trainer.datasets(0)
             batches[name] = (next(iter(labeled)), next(iter(second)) if second is not None else None)
         seconds = step_times(trainers, batches, args.rounds, args.steps)
+        profiles = {}
+        if args.profile:
+            for name, trainer in trainers.items():
+                rows = op_rows(lambda t=trainer, b=batches[name]: _sync(t.train_step(*b)), args.profile_steps)
+                profiles[name] = time_by_op_type(rows)
         graphs = {name: t._step_fn.get_concrete_function(*batches[name]) for name, t in trainers.items()}
         passes = {name: graph_cost.count_backbone_passes(g, trainers[name].model.segmenter.backbone)
                   for name, g in graphs.items()}
@@ -204,6 +215,11 @@ def main():
               f"= {rate / peak_flops:5.1%} of the matmul peak")
     for dtype, rate in matmul.items():
         print(f"   dense 2048^3 matmul, {dtype}: {rate / 1e9:.1f} GFLOP/s")
+    for name, by_type in profiles.items():
+        busy = sum(seconds_ for _, seconds_, _ in by_type) / args.profile_steps
+        print(format_profile(name, by_type, args.profile_steps))
+        print(f"     ops busy {busy * 1000:.1f} ms of the {seconds[name] * 1000:.1f} ms step "
+              f"({busy / seconds[name]:.0%}; the rest: dispatch, Python, waiting)")
     consumed = args.batch * replicas / pseudo
     print("3. input (PseudoSeg streams alone vs what the PseudoSeg step consumes per stream)")
     print(f"   labeled stream   {labeled_rate:7.1f} images/s   unlabeled stream (weak + strong) "
