@@ -51,9 +51,10 @@ def format_profile(title: str, by_type: list[tuple[str, float, float]], steps: i
     cumulative = 0.0
     for kind, seconds, share in by_type[:top]:
         cumulative += share
-        lines.append(f"     {kind:<32} {seconds / steps * 1000:8.1f} ms/step {share:6.1%}  (cumulative {cumulative:6.1%})")
+        lines.append(f"     {kind:<46} {seconds / steps * 1000:8.1f} ms/step {share:6.1%}  (cumulative "
+                     f"{cumulative:6.1%})")
     rest = sum(s for _, s, _ in by_type[top:])
     if rest:
-        lines.append(f"     {'(' + str(len(by_type) - top) + ' other op types)':<32} {rest / steps * 1000:8.1f} ms/step "
-                     f"{1 - cumulative:6.1%}")
+        lines.append(f"     {'(' + str(len(by_type) - top) + ' other op types)':<46} {rest / steps * 1000:8.1f} "
+                     f"ms/step {1 - cumulative:6.1%}")
     return "\n".join(lines)

@@ -218,8 +218,9 @@ def main():
     for name, by_type in profiles.items():
         busy = sum(seconds_ for _, seconds_, _ in by_type) / args.profile_steps
         print(format_profile(name, by_type, args.profile_steps))
-        print(f"     ops busy {busy * 1000:.1f} ms of the {seconds[name] * 1000:.1f} ms step "
-              f"({busy / seconds[name]:.0%}; the rest: dispatch, Python, waiting)")
+        print(f"     op self time {busy * 1000:.1f} ms per {seconds[name] * 1000:.1f} ms step "
+              f"({busy / seconds[name]:.0%} of the wall time, summed over the threads that run ops side by side; "
+              f"under the profiler)")
     consumed = args.batch * replicas / pseudo
     print("3. input (PseudoSeg streams alone vs what the PseudoSeg step consumes per stream)")
     print(f"   labeled stream   {labeled_rate:7.1f} images/s   unlabeled stream (weak + strong) "
