@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from wss_tf.data.augment import batch_image_level_labels, image_level_labels
 from wss_tf import pseudo_label_quality as quality
 
 
@@ -54,8 +55,13 @@ def test_window_summarizes_and_resets():
     assert window.summary() == {}
 
 
-def test_image_labels_from_mask_ignore_background_and_255():
+def test_batch_image_labels_ignore_background_and_255_and_equal_the_pipelines():
     label = np.zeros((2, 3, 3, 1), np.int32)
     label[0, 0, 0] = 2
     label[1, 1, 1] = 255
-    np.testing.assert_array_equal(quality.image_labels_from_mask(tf.constant(label), 3).numpy(), [[0, 1], [0, 0]])
+    batch = batch_image_level_labels(tf.constant(label), 3).numpy()
+    np.testing.assert_array_equal(batch, [[0, 1], [0, 0]])
+    labels = np.random.RandomState(0).choice([0, 1, 2, 3, 4, 255], (3, 5, 7, 1)).astype(np.int32)
+    labels[1] = np.where(labels[1] == 3, 0, labels[1])
+    np.testing.assert_array_equal(batch_image_level_labels(tf.constant(labels), 5).numpy(),
+                                  [image_level_labels(tf.constant(one), 5).numpy() for one in labels])

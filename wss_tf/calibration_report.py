@@ -25,8 +25,8 @@ from typing import Optional
 
 import numpy as np
 from absl import flags, logging
-from wss_tf import app_runner
 
+from wss_tf import app_runner
 from wss_tf import pseudo_label_quality as quality
 from wss_tf.cli import define_model_flags
 

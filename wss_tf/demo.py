@@ -12,6 +12,7 @@ import os
 import time
 
 from absl import flags, logging
+
 from wss_tf import app_runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 
 from absl import app, flags, logging
-from wss_tf import app_runner
 
+from wss_tf import app_runner
 from wss_tf.cli import define_model_flags
 
 flags.DEFINE_string("eval_logdir", None, "where results, TensorBoard events and the best checkpoint go")

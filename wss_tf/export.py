@@ -14,8 +14,8 @@ import json
 import os
 
 from absl import app, flags, logging
-from wss_tf import app_runner
 
+from wss_tf import app_runner
 from wss_tf.cli import define_model_flags, find_run_config, model_config_from_flags, parse_floats
 
 

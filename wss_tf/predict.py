@@ -18,6 +18,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 from absl import app, flags, logging
+
 from wss_tf import app_runner
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")

@@ -11,8 +11,8 @@ import dataclasses
 import os
 
 from absl import app, flags, logging
-from wss_tf import app_runner
 
+from wss_tf import app_runner
 from wss_tf.pretraining import PretrainConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

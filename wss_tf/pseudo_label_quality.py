@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from deeplab.layers import resize_bilinear
-from wss_tf.data.augment import image_level_labels
+from wss_tf.data.augment import batch_image_level_labels
 from wss_tf.evaluation import scores
 
 SOURCES = ("decoder", "cam", "sgc", "pseudo_label", "strong")
@@ -62,15 +62,9 @@ def inspector_tallies(sources: dict, label, num_classes: int, ignore_label: int 
         class_maps["sgc"] = tf.argmax(sources["sgc"], -1)
         class_maps["cam"] = tf.argmax(cam_class_map_logits(sources["cam"], grid), -1)
         tallies[CLASSIFIER_SCORES] = sources["cls_scores"]
-        tallies[CLASSIFIER_TRUTH] = image_labels_from_mask(label, num_classes)
+        tallies[CLASSIFIER_TRUTH] = batch_image_level_labels(label, num_classes)
     tallies.update(confusions(class_maps, truth, known, num_classes))
     return tallies
-
-
-def image_labels_from_mask(label, num_classes: int):
-    """[B, K] float: which foreground classes 1..K occur in each mask (the pipeline's `cls_label`, per image)."""
-    return tf.map_fn(lambda one: image_level_labels(one, num_classes), tf.cast(label, tf.int32),
-                     fn_output_signature=tf.TensorSpec([num_classes - 1], tf.float32))
 
 
 def average_precision(scores: np.ndarray, truth: np.ndarray) -> np.ndarray:

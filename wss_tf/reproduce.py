@@ -20,8 +20,8 @@ import os
 import time
 
 from absl import app, flags, logging
-from wss_tf import app_runner
 
+from wss_tf import app_runner
 from wss_tf.config import TrainConfig
 from wss_tf.experiments import Experiment, experiment_names, load_experiment
 

@@ -11,8 +11,8 @@ import json
 import os
 
 from absl import flags
-from wss_tf import app_runner
 
+from wss_tf import app_runner
 from wss_tf.experiments import published
 
 ROW_ORDER = ("supervised", "PseudoSeg", "PseudoSeg + image labels")

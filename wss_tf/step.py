@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from deeplab.layers import resize_bilinear
 from wss_tf.cam import class_activation_map, nearest_resize
+from wss_tf.data.augment import batch_image_level_labels
 from wss_tf.losses import classification_loss, consistency_loss, segmentation_cross_entropy
 from wss_tf import pseudo_label_quality as quality
 from wss_tf.pseudo_label import pseudo_label
@@ -157,7 +158,7 @@ def pseudo_label_monitors(target, sources, logits_s, label, valid):
         class_maps["sgc"] = tf.argmax(sources["sgc"], -1)
         class_maps["cam"] = tf.argmax(quality.cam_class_map_logits(sources["cam"], grid), -1)
         monitors[quality.CLASSIFIER_SCORES] = tf.sigmoid(sources["cls_logits"])
-        monitors[quality.CLASSIFIER_TRUTH] = quality.image_labels_from_mask(label, num_classes)
+        monitors[quality.CLASSIFIER_TRUTH] = batch_image_level_labels(label, num_classes)
     monitors.update(quality.confusions(class_maps, truth, known > 0, num_classes))
     return monitors
 

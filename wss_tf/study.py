@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 from absl import app, flags, logging
+
 from wss_tf import app_runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

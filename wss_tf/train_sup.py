@@ -9,8 +9,8 @@ from wss_tf import preemption
 preemption.install()  # before TensorFlow's import and the minutes of start-up: a SIGTERM then still exits 143
 
 from absl import flags, logging  # noqa: E402
-from wss_tf import app_runner  # noqa: E402
 
+from wss_tf import app_runner  # noqa: E402
 from wss_tf.cli import config_from_flags, define_train_flags, train_usage  # noqa: E402
 from wss_tf.config import SUP_DEFAULTS  # noqa: E402
 

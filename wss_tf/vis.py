@@ -23,8 +23,8 @@ import time
 
 import numpy as np
 from absl import flags, logging
-from wss_tf import app_runner
 
+from wss_tf import app_runner
 from wss_tf.cli import define_model_flags, parse_floats
 from wss_tf.colormap import COLORMAP_TYPES, colorize_array
 

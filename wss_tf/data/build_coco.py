@@ -22,8 +22,8 @@ from typing import Sequence
 
 import numpy as np
 from absl import flags
-from wss_tf import app_runner
 
+from wss_tf import app_runner
 from wss_tf.data import checks
 from wss_tf.data.build_folder import eval_crop_for
 from wss_tf.data.datasets import COCO, DatasetInfo, write_dataset_info

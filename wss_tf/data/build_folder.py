@@ -18,8 +18,8 @@ import os
 from typing import Mapping, Optional, Sequence
 
 from absl import app, flags
-from wss_tf import app_runner
 
+from wss_tf import app_runner
 from wss_tf.data import checks
 from wss_tf.data.datasets import DatasetInfo, write_dataset_info
 from wss_tf.data.records import StagedBuild, print_written, write_split

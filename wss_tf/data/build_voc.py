@@ -23,8 +23,8 @@ import os
 from typing import Optional, Sequence
 
 from absl import flags
-from wss_tf import app_runner
 
+from wss_tf import app_runner
 from wss_tf.data import checks
 from wss_tf.data.build_folder import eval_crop_for
 from wss_tf.data.datasets import PASCAL_VOC_SEG, DatasetInfo, write_dataset_info

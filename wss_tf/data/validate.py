@@ -20,8 +20,8 @@ from typing import Optional, Sequence
 import numpy as np
 import tensorflow as tf
 from absl import flags
-from wss_tf import app_runner
 
+from wss_tf import app_runner
 from wss_tf.data.checks import bad_class_ids
 from wss_tf.data.datasets import load_dataset_info
 from wss_tf.data.records import FEATURES, IGNORE_LABEL, Progress, decode_image, split_files
